@@ -1,0 +1,126 @@
+"""Application factory: ``flask --app app run`` serves the site and runs jobs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from job_queue import job_queue
+from models import db, seed_programmes
+
+# Every key here can be overridden by instance/config.py, then by an
+# environment variable of the same name (parsed to the default's type).
+DEFAULTS: dict[str, Any] = {
+    "DATABASE_URL": None,
+    "JOBS_AUTOSTART": True,
+    "SCRAPER_TIMEOUT": 20.0,
+    "SCRAPER_USER_AGENT": "Bonusvergleich-Scraper/0.1 (compares loyalty programme earn rates)",
+    "EXAMPLE_CATALOGUE_URL": None,
+    "EXAMPLE_PAGE_INTERVAL": 1.0,
+}
+
+
+def _parse_env(raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(default, (int, float)):
+        return type(default)(raw)
+    return raw
+
+
+def _load_config(app: Flask, config: Optional[Mapping[str, Any]]) -> None:
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_pyfile("config.py", silent=True)
+    for key, default in DEFAULTS.items():
+        if key in os.environ:
+            app.config[key] = _parse_env(os.environ[key], default)
+    if "SECRET_KEY" in os.environ:
+        app.config["SECRET_KEY"] = os.environ["SECRET_KEY"]
+    if config is not None:
+        app.config.from_mapping(config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _instance_secret_key(app)
+    app.config["SQLALCHEMY_DATABASE_URI"] = _database_uri(app)
+
+
+def _instance_secret_key(app: Flask) -> str:
+    """Read the secret key from the instance folder, creating it on first run."""
+    path = Path(app.instance_path) / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _database_uri(app: Flask) -> str:
+    url = app.config.get("DATABASE_URL")
+    if not url:
+        return "sqlite:///" + os.path.join(app.instance_path, "app.sqlite")
+    # Heroku-style URLs and plain "postgresql://" should use psycopg 3.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _json_errors_for_api(error: HTTPException):
+    """Answer errors under /admin/ as JSON with an ``error`` field."""
+    if request.path.startswith("/admin/"):
+        description = error.description
+        if error.code == 405:
+            description = f"Methode {request.method} ist für {request.path} nicht erlaubt"
+        elif error.code == 404 and description == type(error).description:
+            description = f"Nicht gefunden: {request.path}"
+        response = jsonify(error=description)
+        response.status_code = error.code or 500
+        if error.code == 405 and error.valid_methods:
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+    return error
+
+
+def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
+    """Create the app; ``config`` overrides everything else (used by tests)."""
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    _load_config(app, config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    db.init_app(app)
+    _configure_sqlite(app)
+    job_queue.init_app(app)
+
+    from views import admin, shops
+
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(shops.bp)
+    app.register_error_handler(HTTPException, _json_errors_for_api)
+
+    with app.app_context():
+        db.create_all()
+        seed_programmes()
+    return app
+
+
+def _configure_sqlite(app: Flask) -> None:
+    """Let the worker write while the web reads: WAL and a busy timeout."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+    from sqlalchemy import event
+
+    with app.app_context():
+        engine = db.engine
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # pragma: no cover - trivial
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

@@ -1,0 +1,129 @@
+"""Database models: loyalty programmes, their partner shops, rates and scrape runs.
+
+Timestamps are stored as naive UTC: SQLite drops time zones, and mixing aware
+and naive values across the two supported databases breaks comparisons.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Optional
+
+import sqlalchemy as sa
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+def utcnow_naive() -> datetime:
+    """Return the current UTC time without tzinfo, as stored in the database."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Programme(db.Model):
+    """A loyalty programme (PAYBACK, Miles & More, the bundled example)."""
+
+    __tablename__ = "programme"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    unit_name: Mapped[str] = mapped_column(sa.String(40), default="Punkte")
+    # Euro value of one point or mile; None while nobody has configured it.
+    euro_per_unit: Mapped[Optional[float]] = mapped_column(sa.Float, nullable=True)
+    is_sample: Mapped[bool] = mapped_column(default=False)
+
+    shops: Mapped[list["Shop"]] = relationship(back_populates="programme")
+
+
+class Shop(db.Model):
+    """A partner shop of one programme, keyed by the programme's stable id."""
+
+    __tablename__ = "shop"
+    __table_args__ = (sa.UniqueConstraint("programme_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    programme_id: Mapped[int] = mapped_column(sa.ForeignKey("programme.id"), index=True)
+    external_id: Mapped[str] = mapped_column(sa.String(120))
+    name: Mapped[str] = mapped_column(sa.String(300))
+    slug: Mapped[Optional[str]] = mapped_column(sa.String(300), nullable=True)
+    detail_url: Mapped[Optional[str]] = mapped_column(sa.String(1000), nullable=True)
+    logo_url: Mapped[Optional[str]] = mapped_column(sa.String(1000), nullable=True)
+    domains: Mapped[list] = mapped_column(sa.JSON, default=list)
+    categories: Mapped[list] = mapped_column(sa.JSON, default=list)
+    active: Mapped[bool] = mapped_column(default=True, index=True)
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow_naive)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow_naive)
+
+    programme: Mapped[Programme] = relationship(back_populates="shops")
+    rates: Mapped[list["Rate"]] = relationship(
+        back_populates="shop", order_by="Rate.valid_from", cascade="all, delete-orphan"
+    )
+
+    @property
+    def current_rates(self) -> list["Rate"]:
+        return [rate for rate in self.rates if rate.valid_to is None]
+
+
+class Rate(db.Model):
+    """One earn rate of a shop over a period; ``valid_to`` is None while current.
+
+    ``raw_text`` is always the programme's own wording; ``value`` and
+    ``rate_type`` are filled only when the text was understood.
+    """
+
+    __tablename__ = "rate"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[int] = mapped_column(sa.ForeignKey("shop.id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(20), default="base")  # base | promotion
+    raw_text: Mapped[str] = mapped_column(sa.String(500))
+    rate_type: Mapped[Optional[str]] = mapped_column(sa.String(20), nullable=True)
+    value: Mapped[Optional[float]] = mapped_column(sa.Float, nullable=True)
+    up_to: Mapped[bool] = mapped_column(default=False)  # "Bis zu ...": an upper bound
+    detail: Mapped[Optional[str]] = mapped_column(sa.String(500), nullable=True)
+    ends_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)  # promotion end
+    valid_from: Mapped[datetime] = mapped_column(default=utcnow_naive)
+    valid_to: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+
+    shop: Mapped[Shop] = relationship(back_populates="rates")
+
+
+# The programmes the scrapers fill; created on start-up so the admin page can
+# show their counts before the first run.
+DEFAULT_PROGRAMMES = (
+    {"slug": "payback", "name": "PAYBACK", "unit_name": "°Punkte", "is_sample": False},
+    {"slug": "miles_and_more", "name": "Miles & More", "unit_name": "Meilen", "is_sample": False},
+    {"slug": "example", "name": "Beispiel-Bonusprogramm", "unit_name": "Punkte", "is_sample": True},
+)
+
+
+def seed_programmes() -> None:
+    """Create any missing programme of ``DEFAULT_PROGRAMMES``."""
+    existing = set(db.session.scalars(sa.select(Programme.slug)))
+    for spec in DEFAULT_PROGRAMMES:
+        if spec["slug"] not in existing:
+            db.session.add(Programme(**spec))
+    db.session.commit()
+
+
+class ScrapeRun(db.Model):
+    """The log of one scraper run, shown on the admin page."""
+
+    __tablename__ = "scrape_run"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scraper: Mapped[str] = mapped_column(sa.String(40), index=True)
+    job_id: Mapped[Optional[str]] = mapped_column(sa.String(36), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow_naive)
+    finished_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    outcome: Mapped[str] = mapped_column(sa.String(20), default="running")
+    added: Mapped[int] = mapped_column(default=0)
+    updated: Mapped[int] = mapped_column(default=0)
+    message: Mapped[Optional[str]] = mapped_column(sa.Text, nullable=True)

@@ -1,0 +1,119 @@
+"""Shared fixtures: a fresh app and database per test, and a loopback web server."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app import create_app  # noqa: E402
+from job_queue import job_queue  # noqa: E402
+from models import db  # noqa: E402
+
+PG_SKIP_REASON = (
+    "needs PostgreSQL: set TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test "
+    "(CI's .ci/run sets it)"
+)
+
+
+def base_config(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": "test-only-secret",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'test.sqlite'}",
+        "JOBS_AUTOSTART": False,
+        "EXAMPLE_PAGE_INTERVAL": 0.0,
+        "SCRAPER_TIMEOUT": 5.0,
+    }
+    config.update(overrides)
+    return config
+
+
+def _dispose(app: Flask) -> None:
+    with app.app_context():
+        job_queue.stop(timeout=10)
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+    """Build apps with test config plus overrides; tear them all down after."""
+    apps: list[Flask] = []
+
+    def factory(**overrides: Any) -> Flask:
+        app = create_app(base_config(tmp_path, **overrides))
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        _dispose(app)
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask):
+    return app.test_client()
+
+
+@pytest.fixture
+def pg_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pytest.skip(PG_SKIP_REASON)
+    return url
+
+
+@pytest.fixture
+def pg_app(make_app: Callable[..., Flask], pg_url: str) -> Flask:
+    """An app on the PostgreSQL test database, emptied first."""
+    app = make_app(DATABASE_URL=pg_url)
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        from models import seed_programmes
+
+        seed_programmes()
+    return app
+
+
+class LiveServer:
+    """A threaded WSGI server on a free loopback port."""
+
+    def __init__(self, app: Flask) -> None:
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def live_server() -> Iterator[Callable[[Flask], LiveServer]]:
+    servers: list[LiveServer] = []
+
+    def start(app: Flask) -> LiveServer:
+        server = LiveServer(app)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()

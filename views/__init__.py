@@ -1,0 +1,1 @@
+"""Blueprints: ``admin`` (job console and its JSON API) and ``shops`` (public pages)."""

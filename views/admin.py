@@ -1,0 +1,141 @@
+"""The admin job console: start scrapers, watch their jobs, housekeeping.
+
+Run routes answer JSON (``202`` with the job id) to API clients and the page's
+JS, and redirect with a flash message to a plain form post, so the page also
+works without JavaScript. Every error under ``/admin/`` is JSON (see app.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+
+from job_queue import JobStatus, job_queue
+from models import Programme, ScrapeRun, Shop, db
+from scrapers.example import scrape_example
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+RECENT_JOBS = 20
+
+
+@dataclass(frozen=True)
+class Scraper:
+    """A scraper the admin can start, with the seed's button label."""
+
+    endpoint: str
+    label: str
+    func: Optional[Callable[..., Any]]  # None: not available yet
+
+    @property
+    def available(self) -> bool:
+        return self.func is not None
+
+
+SCRAPERS = (
+    Scraper("run_payback", "Run Payback Scraper", None),
+    Scraper("run_miles_and_more", "Run Miles & More Scraper", None),
+    Scraper("run_scraper", "Run Example Scraper", scrape_example),
+)
+
+
+def _wants_json() -> bool:
+    if not request.accept_mimetypes:
+        return True  # API clients that send no Accept header at all
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json"
+
+
+def _start(scraper: Scraper):
+    if not scraper.available:
+        message = f"{scraper.label}: dieser Scraper ist noch nicht verfügbar"
+        if _wants_json():
+            return jsonify(error=message), 501
+        flash(message, "error")
+        return redirect(url_for("admin.index"))
+    job_id = job_queue.enqueue(scraper.func, name=scraper.endpoint)
+    if _wants_json():
+        return jsonify(job_id=job_id, status=JobStatus.QUEUED.value), 202
+    flash(f"{scraper.label}: Job {job_id} gestartet", "info")
+    return redirect(url_for("admin.index"))
+
+
+def _register_run_route(scraper: Scraper) -> None:
+    bp.add_url_rule(
+        f"/{scraper.endpoint}",
+        endpoint=scraper.endpoint,
+        view_func=lambda: _start(scraper),
+        methods=["POST"],
+    )
+
+
+for _scraper in SCRAPERS:
+    _register_run_route(_scraper)
+
+
+@bp.get("")
+def index() -> str:
+    """Render the console: buttons, live job box, recent jobs, counts, logs."""
+    jobs = job_queue.get_all_jobs()[:RECENT_JOBS]
+    # The oldest unfinished job is the one the worker is on (or will be next):
+    # the page resumes polling it after a reload.
+    unfinished = [job for job in jobs if not job.status.is_final]
+    active_job = unfinished[-1] if unfinished else None
+    shop_counts = db.session.execute(
+        sa.select(Programme, sa.func.count(Shop.id))
+        .outerjoin(Shop, sa.and_(Shop.programme_id == Programme.id, Shop.active))
+        .group_by(Programme.id)
+        .order_by(Programme.id)
+    ).all()
+    runs = db.session.scalars(
+        sa.select(ScrapeRun).order_by(ScrapeRun.started_at.desc(), ScrapeRun.id.desc()).limit(20)
+    ).all()
+    return render_template(
+        "admin.html",
+        scrapers=SCRAPERS,
+        jobs=jobs,
+        active_job=active_job,
+        shop_counts=shop_counts,
+        runs=runs,
+    )
+
+
+@bp.get("/job_status/<job_id>")
+def job_status(job_id: str) -> dict[str, Any]:
+    """Return one job in the seed's JSON shape."""
+    job = job_queue.get_job(job_id)
+    if job is None:
+        abort(404, description=f"Job {job_id} nicht gefunden")
+    return job.to_dict()
+
+
+@bp.get("/jobs")
+def jobs() -> Any:
+    """Return the newest 20 jobs, newest first."""
+    return jsonify([job.to_dict() for job in job_queue.get_all_jobs()[:RECENT_JOBS]])
+
+
+def _max_age_hours() -> float:
+    body = request.get_json(silent=True) if request.is_json else None
+    raw = body.get("max_age_hours") if isinstance(body, dict) else request.values.get("max_age_hours")
+    if raw is None:
+        return 24.0
+    try:
+        if isinstance(raw, bool):
+            raise ValueError(raw)
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        abort(400, description=f"max_age_hours muss eine positive Zahl sein, nicht {raw!r}")
+    return value
+
+
+@bp.post("/maintenance/clear_old_jobs")
+def clear_old_jobs() -> dict[str, int]:
+    """Forget finished jobs older than ``max_age_hours`` (default 24); for cron."""
+    return {"removed": job_queue.clear_old_jobs(max_age_hours=_max_age_hours())}
