@@ -1,0 +1,118 @@
+"""Browser tests: the admin console in Debian's Chromium, driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Callable, Iterator
+
+import pytest
+from flask import Flask
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+if not os.path.exists(CHROMIUM):
+    pytest.skip(
+        "needs Debian's chromium (apt-get install chromium) or CHROMIUM_PATH; .ci/run installs it",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator["sync_api.Browser"]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator["sync_api.Page"]:
+    context = browser.new_context(locale="de-DE")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+def count_cell(page, programme: str):
+    return page.locator(f'#shop-counts tr[data-programme="{programme}"] td.count')
+
+
+def test_example_scraper_runs_live_and_page_reloads(make_app: Callable[..., Flask], live_server, page) -> None:
+    # A pause between catalogue pages makes the run slow enough to watch.
+    app = make_app(JOBS_AUTOSTART=True, EXAMPLE_PAGE_INTERVAL=0.6)
+    server = live_server(app)
+    page.goto(f"{server.url}/admin")
+    assert count_cell(page, "example").inner_text() == "0"
+    page.evaluate("window.__notReloaded = true")
+
+    page.get_by_role("button", name="Run Example Scraper").click()
+    box = page.locator("#job-box")
+    sync_api.expect(box).to_be_visible()
+    # the bar moves: some value strictly between 0 and 100 is seen
+    page.wait_for_function(
+        "() => { const v = document.getElementById('job-bar').value; return v > 0 && v < 100; }"
+    )
+    sync_api.expect(page.locator("#job-status")).to_have_text("RUNNING")
+    sync_api.expect(page.locator("#job-messages li").first).to_contain_text("Starte Example-Scraper")
+    sync_api.expect(page.locator("#job-messages li")).not_to_have_count(0)
+    sync_api.expect(page.locator("#job-status")).to_have_text("COMPLETED")
+    sync_api.expect(page.locator("#job-percent")).to_have_text("100 %")
+
+    # two seconds later the page reloads and shows the new shops and the log
+    page.wait_for_function("() => window.__notReloaded === undefined", timeout=6000)
+    sync_api.expect(count_cell(page, "example")).to_have_text("24")
+    sync_api.expect(page.locator("#scrape-log tbody tr").first).to_contain_text("success")
+    page.goto(f"{server.url}/")
+    sync_api.expect(page.get_by_text("Schuhhaus Beispiel")).to_be_visible()
+
+
+def test_failing_job_shows_failed_in_red_and_does_not_reload(
+    make_app: Callable[..., Flask], live_server, page
+) -> None:
+    app = make_app(JOBS_AUTOSTART=True)
+    server = live_server(app)
+    # The catalogue URL points at a page of our own server that does not exist.
+    app.config["EXAMPLE_CATALOGUE_URL"] = f"{server.url}/nicht-vorhanden.html"
+    page.goto(f"{server.url}/admin")
+    page.evaluate("window.__notReloaded = true")
+
+    page.get_by_role("button", name="Run Example Scraper").click()
+    status = page.locator("#job-status")
+    sync_api.expect(status).to_have_text("FAILED")
+    sync_api.expect(status).to_have_css("background-color", "rgb(207, 34, 46)")
+    error = page.locator("#job-error")
+    sync_api.expect(error).to_be_visible()
+    sync_api.expect(error).to_contain_text("404")
+    sync_api.expect(page.locator("#job-messages li").last).to_contain_text("Fehler:")
+
+    # Longer than the 2 s reload delay after COMPLETED: the page must stay.
+    page.wait_for_timeout(3000)
+    assert page.evaluate("window.__notReloaded") is True
+    sync_api.expect(status).to_have_text("FAILED")
+
+
+def test_reloading_mid_run_picks_the_job_up_again(make_app: Callable[..., Flask], live_server, page) -> None:
+    app = make_app(JOBS_AUTOSTART=True, EXAMPLE_PAGE_INTERVAL=0.6)
+    server = live_server(app)
+    page.goto(f"{server.url}/admin")
+    page.get_by_role("button", name="Run Example Scraper").click()
+    sync_api.expect(page.locator("#job-status")).to_have_text("RUNNING")
+    job_id = page.locator("#job-id").inner_text()
+
+    page.reload()
+    sync_api.expect(page.locator("#job-id")).to_have_text(job_id)
+    sync_api.expect(page.locator("#job-status")).to_have_text("COMPLETED")

@@ -1,0 +1,108 @@
+"""The Example scraper end to end against loopback, and its pure parts."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from job_queue import JobStatus, job_queue
+from models import Rate, ScrapeRun, Shop, db
+from scrapers.errors import ScrapeError
+from scrapers.example import parse_catalogue_page, scrape_example
+from scrapers.sample_server import SAMPLE_DIR, serve_sample_data
+
+CATALOGUE = SAMPLE_DIR / "example" / "catalogue-1.html"
+
+
+def run_example(app: Flask) -> dict:
+    with app.app_context():
+        job_id = job_queue.enqueue(scrape_example)
+        job_queue.run_pending()
+        return job_queue.get_job(job_id).to_dict()
+
+
+def test_parse_catalogue_page_reads_shops_rates_and_pager() -> None:
+    page = parse_catalogue_page(CATALOGUE.read_bytes(), "http://127.0.0.1:1/example/catalogue-1.html")
+    assert (page.number, page.total_pages) == (1, 4)
+    assert page.next_url == "http://127.0.0.1:1/example/catalogue-2.html"
+    assert len(page.offers) == 6
+    first = page.offers[0]
+    assert (first.external_id, first.name) == ("ex-001", "Schuhhaus Beispiel")
+    assert first.domains == ["schuhhaus-beispiel.example"]
+    rate = first.rates[0].parsed
+    assert (rate.raw_text, rate.rate_type, rate.value) == ("2 Punkte pro 1 €", "per_euro", 2.0)
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<html><body><h1>Wartungsarbeiten</h1></body></html>",
+        '<p class="pager">Seite <span class="page">x</span> von <span class="pages">4</span></p><ul class="shops"></ul>',
+        '<p class="pager">Seite <span class="page">1</span> von <span class="pages">1</span></p>'
+        '<ul class="shops"><li class="shop"><a class="name" href="/">Ohne ID</a></li></ul>',
+    ],
+)
+def test_parse_catalogue_page_fails_clearly_on_an_unknown_shape(html: str) -> None:
+    with pytest.raises(ScrapeError):
+        parse_catalogue_page(html, "http://127.0.0.1:1/x.html")
+
+
+def test_first_run_adds_and_second_run_changes_nothing(app: Flask) -> None:
+    first = run_example(app)
+    assert first["status"] == "completed"
+    assert first["result"] == {"added": 24, "updated": 0}
+    second = run_example(app)
+    assert second["result"] == {"added": 0, "updated": 0}
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count(Shop.id))) == 24
+        assert db.session.scalar(sa.select(sa.func.count(Rate.id))) == 24
+        runs = db.session.scalars(sa.select(ScrapeRun).order_by(ScrapeRun.id)).all()
+        assert [(run.outcome, run.added) for run in runs] == [("success", 24), ("success", 0)]
+        unparsed = db.session.scalar(sa.select(Rate).where(Rate.raw_text == "Punkte auf Anfrage"))
+        assert unparsed.rate_type is None and unparsed.value is None  # kept, not guessed
+
+
+def test_messages_and_progress_report_each_page(app: Flask) -> None:
+    snapshot = run_example(app)
+    messages = [entry["message"] for entry in snapshot["messages"]]
+    assert messages[0] == "Starte Example-Scraper..."
+    assert [m for m in messages if m.startswith("Seite ")] == [
+        f"Seite {n} von 4: 6 Shops gefunden" for n in range(1, 5)
+    ]
+    assert "1 Prämiensätze nicht erkannt: Originaltext gespeichert" in messages
+    assert messages[-1] == "Fertig: 24 neu, 0 aktualisiert, 0 deaktiviert"
+
+
+def test_unreachable_source_fails_the_job_and_keeps_existing_shops(make_app) -> None:
+    app = make_app()
+    run_example(app)
+    with serve_sample_data() as base_url:
+        app.config["EXAMPLE_CATALOGUE_URL"] = f"{base_url}/example/missing.html"
+        snapshot = run_example(app)
+    assert snapshot["status"] == JobStatus.FAILED.value
+    assert "404" in snapshot["error"] and "fehlgeschlagen" in snapshot["error"]
+    assert snapshot["progress_percent"] < 100
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count(Shop.id)).where(Shop.active)) == 24
+        last = db.session.scalars(sa.select(ScrapeRun).order_by(ScrapeRun.id.desc())).first()
+        assert last.outcome == "failed" and "404" in last.message
+
+
+def test_a_page_in_an_unknown_format_fails_the_job(make_app) -> None:
+    app = make_app()
+    with serve_sample_data() as base_url:
+        # the server's directory listing is an HTML page, but certainly not a catalogue
+        app.config["EXAMPLE_CATALOGUE_URL"] = f"{base_url}/example/catalogue-1.html#"
+        ok = run_example(app)
+        app.config["EXAMPLE_CATALOGUE_URL"] = f"{base_url}/"
+        broken = run_example(app)
+    assert ok["status"] == "completed"
+    assert broken["status"] == "failed" and "unbekanntes Format" in broken["error"]
+
+
+def test_example_scraper_writes_to_postgresql(pg_app: Flask) -> None:
+    assert run_example(pg_app)["result"] == {"added": 24, "updated": 0}
+    assert run_example(pg_app)["result"] == {"added": 0, "updated": 0}
+    with pg_app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count(Shop.id))) == 24
