@@ -35,8 +35,7 @@ class Programme(db.Model):
     slug: Mapped[str] = mapped_column(sa.String(40), unique=True)
     name: Mapped[str] = mapped_column(sa.String(120))
     unit_name: Mapped[str] = mapped_column(sa.String(40), default="Punkte")
-    # Euro value of one point or mile; None while nobody has configured it.
-    euro_per_unit: Mapped[Optional[float]] = mapped_column(sa.Float, nullable=True)
+    # The whole programme is made up (the Example scraper's catalogue).
     is_sample: Mapped[bool] = mapped_column(default=False)
 
     shops: Mapped[list["Shop"]] = relationship(back_populates="programme")
@@ -58,6 +57,8 @@ class Shop(db.Model):
     domains: Mapped[list] = mapped_column(sa.JSON, default=list)
     categories: Mapped[list] = mapped_column(sa.JSON, default=list)
     active: Mapped[bool] = mapped_column(default=True, index=True)
+    # Came from a bundled sample catalogue (offline mode), not the live site.
+    is_sample: Mapped[bool] = mapped_column(default=False)
     first_seen: Mapped[datetime] = mapped_column(default=utcnow_naive)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow_naive)
 
@@ -82,7 +83,7 @@ class Rate(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     shop_id: Mapped[int] = mapped_column(sa.ForeignKey("shop.id"), index=True)
-    kind: Mapped[str] = mapped_column(sa.String(20), default="base")  # base | promotion
+    kind: Mapped[str] = mapped_column(sa.String(20), default="base")  # base | promotion | hint
     raw_text: Mapped[str] = mapped_column(sa.String(500))
     rate_type: Mapped[Optional[str]] = mapped_column(sa.String(20), nullable=True)
     value: Mapped[Optional[float]] = mapped_column(sa.Float, nullable=True)

@@ -2,28 +2,27 @@
 
 It walks the paged HTML catalogue of a (fictional) bonus programme, parses it
 with BeautifulSoup, reports progress and messages on the job, and upserts the
-shops. By default it reads the catalogue bundled in ``samples/example/``,
-served from loopback; ``EXAMPLE_CATALOGUE_URL`` points it elsewhere.
+shops. By default (and in offline mode) it reads the catalogue bundled in
+``samples/example/``, served from loopback; ``EXAMPLE_CATALOGUE_URL`` points
+it elsewhere. It fetches through the shared polite fetcher like every scraper.
 """
 
 from __future__ import annotations
 
-import time
-from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 from urllib.parse import urljoin, urlparse
 
-import requests
 from bs4 import BeautifulSoup
 from flask import current_app
 
 from job_queue import Job
 from scrapers.errors import ScrapeError
 from scrapers.rates import parse_rate
-from scrapers.run_log import scrape_run
-from scrapers.sample_server import serve_sample_data
-from scrapers.store import BASE, Offer, OfferRate, store_offers
+from scrapers.run_log import scrape_run, store_and_report
+from scrapers.fetcher import Fetcher, FetchSettings
+from scrapers.sources import open_source
+from scrapers.store import BASE, Offer, OfferRate
 
 PROGRAMME = "example"
 MAX_PAGES = 200  # a pager that never ends must not keep a job running forever
@@ -79,55 +78,29 @@ def parse_catalogue_page(html: str | bytes, page_url: str) -> CataloguePage:
     return CataloguePage(offers, number, total_pages, next_url)
 
 
-def _fetch(session: requests.Session, url: str) -> bytes:
-    timeout = current_app.config["SCRAPER_TIMEOUT"]
-    try:
-        response = session.get(url, timeout=timeout)
-        response.raise_for_status()
-    except requests.RequestException as exc:
-        raise ScrapeError(f"Abruf von {url} fehlgeschlagen: {exc}") from exc
-    # Bytes, so BeautifulSoup honours the page's own <meta charset>.
-    return response.content
-
-
 def scrape_example(job: Job) -> dict[str, int]:
     """Scrape the example catalogue; return ``{"added": n, "updated": m}``."""
     config = current_app.config
     job.add_message("Starte Example-Scraper...")
     job.set_progress(0, 100)
-    with ExitStack() as stack:
-        url = config.get("EXAMPLE_CATALOGUE_URL")
-        if not url:
-            base_url = stack.enter_context(serve_sample_data())
-            url = f"{base_url}/example/catalogue-1.html"
-            job.add_message("Keine Quelle konfiguriert: lese die mitgelieferten Beispieldaten")
-        run = stack.enter_context(scrape_run(PROGRAMME, job))
-        session = stack.enter_context(requests.Session())
-        session.headers["User-Agent"] = config["SCRAPER_USER_AGENT"]
-
+    # One catalogue host: the example's own pause between pages is its politeness limit.
+    settings = replace(FetchSettings.from_config(config), min_interval=config["EXAMPLE_PAGE_INTERVAL"])
+    with open_source(PROGRAMME, "EXAMPLE_CATALOGUE_URL", "/catalogue-1.html") as source, \
+            scrape_run(PROGRAMME, job) as run, Fetcher(settings) as fetcher:
+        if source.is_sample:
+            job.add_message("Lese die mitgelieferten Beispieldaten")
         offers: list[Offer] = []
         visited: set[str] = set()
-        page_url: Optional[str] = url
+        page_url: Optional[str] = source.url
         while page_url and len(visited) < MAX_PAGES:
-            if visited:
-                time.sleep(config["EXAMPLE_PAGE_INTERVAL"])  # politeness between requests
             visited.add(page_url)
             job.add_message(f"Lade Katalogseite {len(visited)}: {page_url}")
-            page = parse_catalogue_page(_fetch(session, page_url), page_url)
+            page = parse_catalogue_page(fetcher.get(page_url), page_url)
             offers.extend(page.offers)
             job.add_message(f"Seite {page.number} von {page.total_pages}: {len(page.offers)} Shops gefunden")
             job.set_progress(min(page.number, page.total_pages) * FETCH_SHARE // max(page.total_pages, 1), 100)
             page_url = page.next_url if page.next_url not in visited else None
         complete = page_url is None and page.number == page.total_pages
-
-        unparsed = sum(offer.unparsed_rates for offer in offers)
-        if unparsed:
-            job.add_message(f"{unparsed} Prämiensätze nicht erkannt: Originaltext gespeichert")
-        job.add_message(f"Registriere {len(offers)} Shops in der Datenbank...")
-        result = store_offers(PROGRAMME, offers, complete=complete)
-        run.added, run.updated = result.added, result.updated
-        run.message = f"{len(offers)} Shops gelesen, {unparsed} Prämiensätze nicht erkannt"
-        job.add_message(
-            f"Fertig: {result.added} neu, {result.updated} aktualisiert, {result.deactivated} deaktiviert"
-        )
-    return {"added": result.added, "updated": result.updated}
+        result = store_and_report(job, run, offers, complete)
+    # The Example's contract (the seed's) is just these two counts.
+    return {"added": result["added"], "updated": result["updated"]}

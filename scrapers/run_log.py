@@ -7,6 +7,7 @@ from typing import Iterator
 
 from job_queue import Job
 from models import ScrapeRun, db, utcnow_naive
+from scrapers.store import Offer, store_offers
 
 
 @contextmanager
@@ -34,3 +35,29 @@ def scrape_run(scraper: str, job: Job) -> Iterator[ScrapeRun]:
     run.outcome = "success"
     run.finished_at = utcnow_naive()
     db.session.commit()
+
+
+def store_and_report(job: Job, run: ScrapeRun, offers: list[Offer], complete: bool) -> dict[str, int]:
+    """Write a run's offers, report the counts on the job and the log; return them.
+
+    ``run.scraper`` names the programme. An incomplete run deactivates nothing.
+    """
+    unparsed = sum(offer.unparsed_rates for offer in offers)
+    if unparsed:
+        job.add_message(f"{unparsed} Prämiensätze nicht erkannt: Originaltext gespeichert")
+    job.add_message(f"Registriere {len(offers)} Shops in der Datenbank...")
+    stored = store_offers(run.scraper, offers, complete=complete)
+    run.added, run.updated = stored.added, stored.updated
+    run.message = (
+        f"{len(offers)} Shops gelesen, {stored.deactivated} deaktiviert, "
+        f"{unparsed} Prämiensätze nicht erkannt" + ("" if complete else ", unvollständiger Lauf")
+    )
+    job.add_message(
+        f"Fertig: {stored.added} neu, {stored.updated} aktualisiert, {stored.deactivated} deaktiviert"
+    )
+    return {
+        "added": stored.added,
+        "updated": stored.updated,
+        "deactivated": stored.deactivated,
+        "unparsed_rates": unparsed,
+    }

@@ -18,7 +18,9 @@ from models import Programme, Rate, Shop, db, utcnow_naive
 from scrapers.rates import ParsedRate
 
 BASE = "base"
-PROMOTION = "promotion"
+PROMOTION = "promotion"  # a campaign apart from the base rate, with its own validity
+HINT = "hint"  # a voucher or notice: shown, never counted as an earn rate
+EARN_RATE_KINDS = (BASE, PROMOTION)
 
 
 @dataclass(frozen=True)
@@ -44,13 +46,16 @@ class Offer:
     slug: Optional[str] = None
     detail_url: Optional[str] = None
     logo_url: Optional[str] = None
+    is_sample: bool = False
     domains: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
     rates: list[OfferRate] = field(default_factory=list)
 
     @property
     def unparsed_rates(self) -> int:
-        return sum(1 for rate in self.rates if not rate.parsed.is_parsed)
+        return sum(
+            1 for rate in self.rates if rate.kind in EARN_RATE_KINDS and not rate.parsed.is_parsed
+        )
 
 
 @dataclass
@@ -60,7 +65,7 @@ class StoreResult:
     deactivated: int = 0
 
 
-_SHOP_FIELDS = ("name", "slug", "detail_url", "logo_url", "domains", "categories")
+_SHOP_FIELDS = ("name", "slug", "detail_url", "logo_url", "domains", "categories", "is_sample")
 
 
 def _rate_identity(rate: Rate) -> tuple:

@@ -32,6 +32,8 @@ def base_config(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
         "JOBS_AUTOSTART": False,
         "EXAMPLE_PAGE_INTERVAL": 0.0,
         "SCRAPER_TIMEOUT": 5.0,
+        "SCRAPER_MIN_INTERVAL": 0.0,
+        "SCRAPER_SOURCES": "offline",
     }
     config.update(overrides)
     return config

@@ -75,13 +75,13 @@ def test_messages_and_progress_report_each_page(app: Flask) -> None:
 
 
 def test_unreachable_source_fails_the_job_and_keeps_existing_shops(make_app) -> None:
-    app = make_app()
+    app = make_app(SCRAPER_SOURCES="online")
     run_example(app)
-    with serve_sample_data() as base_url:
-        app.config["EXAMPLE_CATALOGUE_URL"] = f"{base_url}/example/missing.html"
+    with serve_sample_data("example") as base_url:
+        app.config["EXAMPLE_CATALOGUE_URL"] = f"{base_url}/missing.html"
         snapshot = run_example(app)
     assert snapshot["status"] == JobStatus.FAILED.value
-    assert "404" in snapshot["error"] and "fehlgeschlagen" in snapshot["error"]
+    assert "404" in snapshot["error"] and "missing.html" in snapshot["error"]
     assert snapshot["progress_percent"] < 100
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count(Shop.id)).where(Shop.active)) == 24
@@ -90,10 +90,10 @@ def test_unreachable_source_fails_the_job_and_keeps_existing_shops(make_app) -> 
 
 
 def test_a_page_in_an_unknown_format_fails_the_job(make_app) -> None:
-    app = make_app()
-    with serve_sample_data() as base_url:
+    app = make_app(SCRAPER_SOURCES="online")
+    with serve_sample_data("example") as base_url:
         # the server's directory listing is an HTML page, but certainly not a catalogue
-        app.config["EXAMPLE_CATALOGUE_URL"] = f"{base_url}/example/catalogue-1.html#"
+        app.config["EXAMPLE_CATALOGUE_URL"] = f"{base_url}/catalogue-1.html#"
         ok = run_example(app)
         app.config["EXAMPLE_CATALOGUE_URL"] = f"{base_url}/"
         broken = run_example(app)

@@ -1,0 +1,210 @@
+"""The PAYBACK and Miles & More parsers on the bundled recorded-shape samples."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import datetime
+
+import pytest
+
+from scrapers.errors import ScrapeError
+from scrapers.miles_and_more import parse_partner_page, parse_sitemap
+from scrapers.payback import parse_end_date, parse_payback_page
+from scrapers.rates import FIXED_UP_TO, PER_EURO, PER_ORDER
+from scrapers.sample_server import SAMPLE_DIR
+from scrapers.store import BASE, HINT, PROMOTION
+
+PAYBACK = json.loads((SAMPLE_DIR / "payback" / "digital-shops.json").read_text(encoding="utf-8"))
+PARTNERS = SAMPLE_DIR / "miles_and_more" / "partner"
+PAGE_URL = "http://127.0.0.1:1/partner/{name}"
+
+
+def partner_html(name: str) -> str:
+    return (PARTNERS / f"{name}.html").read_text(encoding="utf-8")
+
+
+def with_bonded(name: str, change) -> str:
+    """A sample partner page with its bonded_data changed by ``change``."""
+    html = partner_html(name)
+    start = html.index('id="__STATIC_ROUTER_DATA__">') + len('id="__STATIC_ROUTER_DATA__">')
+    end = html.index("</script>", start)
+    data = json.loads(html[start:end])
+    change(data["loaderData"]["0"]["view"]["page"]["bonded_data"])
+    return html[:start] + json.dumps(data) + html[end:]
+
+
+# -- PAYBACK ------------------------------------------------------------------
+
+def by_id(page, external_id):
+    return next(offer for offer in page.offers if offer.external_id == external_id)
+
+
+def test_payback_sample_parses_every_shop() -> None:
+    page = parse_payback_page(PAYBACK)
+    assert page.total == 40 and len(page.offers) == 40
+    otto = by_id(page, "lp628101")
+    assert otto.name == "OTTO" and otto.slug == "otto"
+    assert otto.detail_url == "https://www.payback.de/shop/otto"
+    assert otto.domains == ["otto.de"]
+    assert "fashion" in otto.categories
+    base = [rate for rate in otto.rates if rate.kind == BASE]
+    assert [(r.parsed.raw_text, r.parsed.rate_type, r.parsed.value) for r in base] == [
+        ("2 °P pro 1 €", PER_EURO, 2.0)
+    ]
+    promotion = next(rate for rate in otto.rates if rate.kind == PROMOTION)
+    assert promotion.parsed.raw_text == "10-fach °P" and not promotion.parsed.is_parsed
+    assert promotion.detail == "bis 31.12.2026"
+    assert promotion.ends_at == datetime(2026, 12, 31, 23, 59, 59)
+
+
+def test_payback_rate_forms_in_the_sample() -> None:
+    offers = parse_payback_page(PAYBACK).offers
+    base = {o.name: o.rates[0].parsed for o in offers if o.rates and o.rates[0].kind == BASE}
+    kinds = {parsed.rate_type for parsed in base.values()}
+    assert {PER_EURO, PER_ORDER, FIXED_UP_TO, None} <= kinds
+    zalando = base["Zalando"]
+    assert (zalando.rate_type, zalando.value) == (PER_EURO, 0.5)  # 1 °P pro 2 €
+    unknown = [p.raw_text for p in base.values() if p.rate_type is None]
+    assert "Extra °Punkte sichern" in unknown
+    assert sum(o.unparsed_rates for o in offers) >= 2
+
+
+def test_payback_missing_optional_fields() -> None:
+    item = copy.deepcopy(PAYBACK["digitalShopListItem"][0])
+    for key in ("browserExtensionInfoListItem", "promotionListItem", "categoryShortNameListItem",
+                "labelListItem", "partnerLogoIdentifier", "incentivation", "partnerVanityName"):
+        item.pop(key, None)
+    offer = parse_payback_page({"totalResultSize": 1, "digitalShopListItem": [item]}).offers[0]
+    assert offer.external_id == "lp628101"
+    assert offer.domains == [] and offer.categories == [] and offer.rates == []
+    assert offer.detail_url is None
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        [],
+        {"digitalShopListItem": []},
+        {"totalResultSize": "706", "digitalShopListItem": []},
+        {"totalResultSize": 1, "shops": []},
+        {"totalResultSize": 1, "digitalShopListItem": [{"partnerVanityName": "x"}]},
+        {"totalResultSize": 1, "digitalShopListItem": [{"partner": {"partnerDisplayName": "Ohne ID"}}]},
+        {"totalResultSize": 1, "digitalShopListItem": [{"partner": {"partnerShortName": "lp1"}}]},
+    ],
+)
+def test_payback_changed_shape_fails_clearly(payload) -> None:
+    with pytest.raises(ScrapeError, match="unerwartetes Format"):
+        parse_payback_page(payload)
+
+
+def test_payback_hostile_name_is_kept_verbatim() -> None:
+    names = [offer.name for offer in parse_payback_page(PAYBACK).offers]
+    assert '<script>alert("x")</script> Hack-Shop' in names
+
+
+def test_end_date_parsing() -> None:
+    assert parse_end_date("gültig bis 1.2.2027") == datetime(2027, 2, 1, 23, 59, 59)
+    assert parse_end_date("bis 31.02.2026") is None
+    assert parse_end_date(None) is None
+
+
+# -- Miles & More -----------------------------------------------------------------
+
+def test_sitemap_lists_only_partner_pages() -> None:
+    xml = (SAMPLE_DIR / "miles_and_more" / "sitemap.xml").read_text().replace("{BASE_URL}", "http://h")
+    partners, children = parse_sitemap(xml)
+    assert len(partners) == 30 and children == []
+    assert "http://h/partner/otto_de" in partners
+    assert not any(url.rstrip("/").endswith(("/partner", "/faq", "/kategorie/mode")) for url in partners)
+
+
+def test_sitemap_index_names_child_sitemaps() -> None:
+    index = ('<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+             "<sitemap><loc>http://h/a.xml</loc></sitemap></sitemapindex>")
+    assert parse_sitemap(index) == ([], ["http://h/a.xml"])
+
+
+def test_sitemap_in_an_unknown_format_fails() -> None:
+    with pytest.raises(ScrapeError):
+        parse_sitemap("<html><body>Wartung</body></html>")
+
+
+def test_partner_page_with_campaign() -> None:
+    offer = parse_partner_page(partner_html("otto_de"), PAGE_URL.format(name="otto_de") + "?noredirect=1")
+    assert (offer.external_id, offer.name) == ("otto_de", "Otto")
+    assert offer.detail_url == "http://127.0.0.1:1/partner/otto_de"
+    assert offer.logo_url.endswith("/otto_de/logo.png")
+    base = next(rate for rate in offer.rates if rate.kind == BASE).parsed
+    assert (base.raw_text, base.rate_type, base.value) == ("1 Meile pro 1 €", PER_EURO, 1.0)
+    campaign = next(rate for rate in offer.rates if rate.kind == PROMOTION)
+    assert (campaign.parsed.rate_type, campaign.parsed.value) == (PER_EURO, 3.0)
+    assert campaign.ends_at == datetime(2026, 12, 31, 23, 59, 59)
+
+
+def test_partner_page_hints_are_kept_but_not_counted_as_rates() -> None:
+    offer = parse_partner_page(partner_html("douglas_de"), PAGE_URL.format(name="douglas_de"))
+    hints = [rate for rate in offer.rates if rate.kind == HINT]
+    assert len(hints) == 1 and hints[0].parsed.raw_text
+    assert offer.unparsed_rates == 0
+
+
+def test_fixed_miles_campaign() -> None:
+    offer = parse_partner_page(partner_html("saturn_de"), PAGE_URL.format(name="saturn_de"))
+    campaign = next(rate for rate in offer.rates if rate.kind == PROMOTION).parsed
+    assert (campaign.rate_type, campaign.value) == (PER_ORDER, 500.0)
+
+
+def test_unknown_campaign_type_keeps_raw_text() -> None:
+    def change(bonded):
+        bonded["min_refund"] = {"point_type": "mystery", "point_value": 7}
+    offer = parse_partner_page(with_bonded("otto_de", change), PAGE_URL.format(name="otto_de"))
+    campaign = next(rate for rate in offer.rates if rate.kind == PROMOTION).parsed
+    assert campaign.rate_type is None and "mystery" in campaign.raw_text
+    assert offer.unparsed_rates == 1
+
+
+@pytest.mark.parametrize("change", [
+    lambda b: b.update(visible=False),
+    lambda b: b.update(hidden_shop=True),
+    lambda b: b.update(status="inactive"),
+])
+def test_partners_not_offered_to_shoppers_are_skipped(change) -> None:
+    assert parse_partner_page(with_bonded("rewe_de", change), PAGE_URL.format(name="rewe_de")) is None
+
+
+def test_missing_optional_fields() -> None:
+    def change(bonded):
+        for key in ("min_refund", "currently_active_hints", "partner_logo", "status", "visible",
+                    "hidden_shop", "loyalty_points"):
+            bonded.pop(key, None)
+    offer = parse_partner_page(with_bonded("otto_de", change), PAGE_URL.format(name="otto_de"))
+    assert offer.external_id == "otto_de" and offer.rates == [] and offer.logo_url is None
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<html><body>Kein Skript</body></html>",
+        '<script type="application/json" id="__STATIC_ROUTER_DATA__">{"loaderData": {"0": {}}}</script>',
+        '<script type="application/json" id="__STATIC_ROUTER_DATA__">{"loaderData": </script>',
+        with_bonded("otto_de", lambda b: b.pop("unique_name")),
+        with_bonded("otto_de", lambda b: b.update(name=None)),
+        partner_html("otto_de")[: partner_html("otto_de").index("bonded_data") + 40],  # truncated
+    ],
+)
+def test_changed_or_truncated_partner_page_fails_clearly(html: str) -> None:
+    with pytest.raises(ScrapeError, match="unerwartetes Format"):
+        parse_partner_page(html, PAGE_URL.format(name="otto_de"))
+
+
+def test_hostile_partner_name_is_kept_verbatim() -> None:
+    offer = parse_partner_page(partner_html("boese_de"), PAGE_URL.format(name="boese_de"))
+    assert offer.name == '"><img src=x onerror=alert(1)> Böse GmbH'
+
+
+def test_sitemap_with_entity_expansion_is_refused() -> None:
+    bomb = ('<?xml version="1.0"?><!DOCTYPE urlset [<!ENTITY a "aaaaaaaaaa">'
+            '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><urlset><url><loc>&b;</loc></url></urlset>')
+    with pytest.raises(ScrapeError, match="kein gültiges XML"):
+        parse_sitemap(bomb)

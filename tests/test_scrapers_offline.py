@@ -1,0 +1,70 @@
+"""PAYBACK and Miles & More jobs end to end in offline mode (bundled samples on loopback)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Flask
+
+from job_queue import job_queue
+from models import Programme, Shop, db
+from scrapers.miles_and_more import scrape_miles_and_more
+from scrapers.payback import scrape_payback
+
+RESULT_KEYS = {"added", "updated", "deactivated", "unparsed_rates"}
+
+
+def run(app: Flask, func) -> dict:
+    with app.app_context():
+        job_id = job_queue.enqueue(func)
+        job_queue.run_pending()
+        return job_queue.get_job(job_id).to_dict()
+
+
+def active_shops(app: Flask, programme: str) -> list[Shop]:
+    with app.app_context():
+        return db.session.scalars(
+            sa.select(Shop).join(Programme).where(Programme.slug == programme, Shop.active)
+        ).all()
+
+
+def test_payback_offline_run_is_complete_and_idempotent(make_app) -> None:
+    app = make_app(PAYBACK_PAGE_SIZE=15)  # 40 shops: three pages
+    first = run(app, scrape_payback)
+    assert first["status"] == "completed", first["error"]
+    assert set(first["result"]) == RESULT_KEYS
+    assert first["result"]["added"] == 40 and first["result"]["unparsed_rates"] >= 2
+    messages = [entry["message"] for entry in first["messages"]]
+    assert "Seite 3 von 3 geladen: 40 von 40 Shops" in messages
+    assert any("Offline-Modus" in message for message in messages)
+    assert all(shop.is_sample for shop in active_shops(app, "payback"))
+
+    second = run(app, scrape_payback)
+    assert second["result"] == {"added": 0, "updated": 0, "deactivated": 0,
+                                "unparsed_rates": first["result"]["unparsed_rates"]}
+
+
+def test_miles_and_more_offline_run_skips_hidden_partners(make_app) -> None:
+    app = make_app(SCRAPER_HOST_CONCURRENCY=4)
+    first = run(app, scrape_miles_and_more)
+    assert first["status"] == "completed", first["error"]
+    # 30 partner pages, of which 2 are invisible and 1 is a hidden shop
+    assert first["result"] == {"added": 27, "updated": 0, "deactivated": 0, "unparsed_rates": 0}
+    messages = [entry["message"] for entry in first["messages"]]
+    assert "30 von 30 Partnerseiten geladen" in messages
+    assert "3 Partner nicht für Kunden sichtbar: ausgelassen" in messages
+    assert first["progress"] == first["total_steps"]
+    names = {shop.external_id for shop in active_shops(app, "miles_and_more")}
+    assert "otto_de" in names and "sample_outlet_de" not in names
+
+    assert run(app, scrape_miles_and_more)["result"]["added"] == 0
+
+
+def test_unreachable_source_fails_with_a_clear_message(make_app) -> None:
+    app = make_app(SCRAPER_SOURCES="online", SCRAPER_RETRIES=0,
+                   PAYBACK_CATALOGUE_URL="http://127.0.0.1:9/onsflows/api/digital-shops",
+                   MILES_AND_MORE_SITEMAP_URL="http://127.0.0.1:9/sitemap.xml")
+    for func in (scrape_payback, scrape_miles_and_more):
+        snapshot = run(app, func)
+        assert snapshot["status"] == "failed"
+        assert "127.0.0.1:9" in snapshot["error"]
+        assert snapshot["progress_percent"] < 100
