@@ -19,10 +19,27 @@ from models import db, seed_programmes
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,
     "JOBS_AUTOSTART": True,
-    "SCRAPER_TIMEOUT": 20.0,
-    "SCRAPER_USER_AGENT": "Bonusvergleich-Scraper/0.1 (compares loyalty programme earn rates)",
+    # Where scrapers read: "online" (the URLs below) or "offline" (bundled samples).
+    "SCRAPER_SOURCES": "online",
+    "PAYBACK_CATALOGUE_URL": "https://www.payback.de/onsflows/api/digital-shops",
+    "PAYBACK_PAGE_SIZE": 100,
+    "MILES_AND_MORE_SITEMAP_URL": "https://api2.prd.mmi.q-two-hosting.com/page/sitemap.xml",
     "EXAMPLE_CATALOGUE_URL": None,
     "EXAMPLE_PAGE_INTERVAL": 1.0,
+    # The shared fetcher (scrapers/fetcher.py); see README "Politeness".
+    "SCRAPER_USER_AGENT": "Bonusvergleich-Scraper/0.1 (compares loyalty programme earn rates)",
+    "SCRAPER_CONNECT_TIMEOUT": 5.0,
+    "SCRAPER_TIMEOUT": 20.0,
+    "SCRAPER_TOTAL_TIMEOUT": 60.0,
+    "SCRAPER_MAX_BYTES": 10 * 1024 * 1024,
+    "SCRAPER_RETRIES": 3,
+    "SCRAPER_MAX_RETRY_AFTER": 30.0,
+    "SCRAPER_HOST_CONCURRENCY": 2,
+    "SCRAPER_MIN_INTERVAL": 0.5,
+    # Euro value of one point or mile, for "euro per 100 € spent".
+    "PAYBACK_EURO_PER_POINT": 0.01,
+    "MILES_AND_MORE_EURO_PER_MILE": 0.01,
+    "EXAMPLE_EURO_PER_POINT": 0.01,
 }
 
 
@@ -47,6 +64,10 @@ def _load_config(app: Flask, config: Optional[Mapping[str, Any]]) -> None:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret_key(app)
     app.config["SQLALCHEMY_DATABASE_URI"] = _database_uri(app)
+    if app.config["SCRAPER_SOURCES"] not in ("online", "offline"):
+        raise ValueError(
+            f"SCRAPER_SOURCES must be 'online' or 'offline', not {app.config['SCRAPER_SOURCES']!r}"
+        )
 
 
 def _instance_secret_key(app: Flask) -> str:

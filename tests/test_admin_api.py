@@ -46,16 +46,15 @@ def test_form_post_redirects_back_with_a_flash_message(app: Flask, client) -> No
     assert "Run Example Scraper: Job" in page and "gestartet" in page
 
 
-@pytest.mark.parametrize("route", ["/admin/run_payback", "/admin/run_miles_and_more"])
-def test_unfinished_scrapers_answer_501_and_their_buttons_are_disabled(client, route: str) -> None:
+@pytest.mark.parametrize(
+    "route, scraper",
+    [("/admin/run_payback", "scrape_payback"), ("/admin/run_miles_and_more", "scrape_miles_and_more")],
+)
+def test_each_run_route_queues_its_scraper(app: Flask, client, route: str, scraper: str) -> None:
     response = client.post(route, headers=JSON)
-    assert response.status_code == 501
-    assert "noch nicht verfügbar" in response.json["error"]
-    form = client.post(route, headers={"Accept": "text/html"})
-    assert form.status_code == 302
-    page = client.get("/admin").get_data(as_text=True)
-    assert "noch nicht verfügbar" in page
-    assert page.count("disabled") == 2
+    assert response.status_code == 202 and response.json["status"] == "queued"
+    with app.app_context():
+        assert job_queue.get_job(response.json["job_id"]).func.__name__ == scraper
 
 
 @pytest.mark.parametrize("route", RUN_ROUTES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from typing import Callable, Iterator
 
@@ -83,7 +84,7 @@ def test_example_scraper_runs_live_and_page_reloads(make_app: Callable[..., Flas
 def test_failing_job_shows_failed_in_red_and_does_not_reload(
     make_app: Callable[..., Flask], live_server, page
 ) -> None:
-    app = make_app(JOBS_AUTOSTART=True)
+    app = make_app(JOBS_AUTOSTART=True, SCRAPER_SOURCES="online")
     server = live_server(app)
     # The catalogue URL points at a page of our own server that does not exist.
     app.config["EXAMPLE_CATALOGUE_URL"] = f"{server.url}/nicht-vorhanden.html"
@@ -116,3 +117,42 @@ def test_reloading_mid_run_picks_the_job_up_again(make_app: Callable[..., Flask]
     page.reload()
     sync_api.expect(page.locator("#job-id")).to_have_text(job_id)
     sync_api.expect(page.locator("#job-status")).to_have_text("COMPLETED")
+
+
+def test_offline_scrapers_fill_the_comparison_and_hostile_names_stay_text(
+    make_app: Callable[..., Flask], live_server, page
+) -> None:
+    app = make_app(JOBS_AUTOSTART=True, SCRAPER_SOURCES="offline", EXAMPLE_PAGE_INTERVAL=0.0,
+                   SCRAPER_HOST_CONCURRENCY=4)
+    server = live_server(app)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{server.url}/admin")
+    sync_api.expect(page.get_by_text("Offline-Modus")).to_be_visible()
+
+    for label, programme, count in [
+        ("Run Payback Scraper", "payback", "40"),
+        ("Run Miles & More Scraper", "miles_and_more", "27"),
+        ("Run Example Scraper", "example", "24"),
+    ]:
+        page.evaluate("window.__notReloaded = true")
+        page.get_by_role("button", name=label).click()
+        sync_api.expect(page.locator("#job-status")).to_have_text("COMPLETED")
+        page.wait_for_function("() => window.__notReloaded === undefined", timeout=6000)
+        sync_api.expect(count_cell(page, programme)).to_have_text(count)
+
+    page.goto(f"{server.url}/")
+    sync_api.expect(page.get_by_text("Schuhhaus Beispiel")).to_be_visible()
+    sync_api.expect(page.locator(".sample-banner")).to_contain_text("Beispieldaten")
+    # OTTO (PAYBACK, by domain) and Otto (Miles & More, by name) are one merchant
+    otto = page.locator("tbody.merchant").filter(
+        has=page.get_by_role("link", name=re.compile(r"^otto$", re.IGNORECASE))
+    )
+    sync_api.expect(otto.locator("tr.offer")).to_have_count(2)
+    # hostile scraped names render as text; nothing they carry runs
+    sync_api.expect(page.get_by_text('<script>alert("x")</script> Hack-Shop')).to_be_visible()
+    sync_api.expect(page.get_by_text('"><img src=x onerror=alert(1)> Böse GmbH')).to_be_visible()
+    assert page.locator('img[src="x"]').count() == 0
+    page.get_by_role("link", name='"><img src=x onerror=alert(1)> Böse GmbH').click()
+    sync_api.expect(page.locator("h1")).to_have_text('"><img src=x onerror=alert(1)> Böse GmbH')
+    assert dialogs == []

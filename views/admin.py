@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
@@ -17,6 +17,9 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from job_queue import JobStatus, job_queue
 from models import Programme, ScrapeRun, Shop, db
 from scrapers.example import scrape_example
+from scrapers.miles_and_more import scrape_miles_and_more
+from scrapers.payback import scrape_payback
+from scrapers.sources import offline_mode
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -29,16 +32,12 @@ class Scraper:
 
     endpoint: str
     label: str
-    func: Optional[Callable[..., Any]]  # None: not available yet
-
-    @property
-    def available(self) -> bool:
-        return self.func is not None
+    func: Callable[..., Any]
 
 
 SCRAPERS = (
-    Scraper("run_payback", "Run Payback Scraper", None),
-    Scraper("run_miles_and_more", "Run Miles & More Scraper", None),
+    Scraper("run_payback", "Run Payback Scraper", scrape_payback),
+    Scraper("run_miles_and_more", "Run Miles & More Scraper", scrape_miles_and_more),
     Scraper("run_scraper", "Run Example Scraper", scrape_example),
 )
 
@@ -51,12 +50,6 @@ def _wants_json() -> bool:
 
 
 def _start(scraper: Scraper):
-    if not scraper.available:
-        message = f"{scraper.label}: dieser Scraper ist noch nicht verfügbar"
-        if _wants_json():
-            return jsonify(error=message), 501
-        flash(message, "error")
-        return redirect(url_for("admin.index"))
     job_id = job_queue.enqueue(scraper.func, name=scraper.endpoint)
     if _wants_json():
         return jsonify(job_id=job_id, status=JobStatus.QUEUED.value), 202
@@ -91,6 +84,13 @@ def index() -> str:
         .group_by(Programme.id)
         .order_by(Programme.id)
     ).all()
+    sample_counts = dict(
+        db.session.execute(
+            sa.select(Shop.programme_id, sa.func.count(Shop.id))
+            .where(Shop.active, Shop.is_sample)
+            .group_by(Shop.programme_id)
+        ).all()
+    )
     runs = db.session.scalars(
         sa.select(ScrapeRun).order_by(ScrapeRun.started_at.desc(), ScrapeRun.id.desc()).limit(20)
     ).all()
@@ -100,7 +100,9 @@ def index() -> str:
         jobs=jobs,
         active_job=active_job,
         shop_counts=shop_counts,
+        sample_counts=sample_counts,
         runs=runs,
+        offline=offline_mode(),
     )
 
 

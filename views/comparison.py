@@ -1,0 +1,146 @@
+"""Compare the programmes' offers for one shop: which pays most per 100 € spent.
+
+Shops of different programmes are matched by a shared domain where known,
+else by normalised name. Values are computed only from parsed rates; a rate
+that was not understood is shown as its raw text and never ranked.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterable, Mapping, Optional
+
+from models import Rate, Shop
+from scrapers.rates import PER_EURO, PERCENT
+from scrapers.store import BASE, HINT, PROMOTION
+
+_UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
+
+
+def normalise_name(name: str) -> str:
+    """Fold a shop name for matching: ``"OTTO.de"``, ``"Otto"`` → ``"otto"``."""
+    folded = name.casefold().translate(_UMLAUTS)
+    folded = unicodedata.normalize("NFKD", folded).encode("ascii", "ignore").decode()
+    folded = re.sub(r"\.(de|com|at|ch|eu|net)\b", "", folded)
+    return re.sub(r"[^a-z0-9]", "", folded)
+
+
+def euro_per_100(rate: Rate, euro_per_unit: Optional[float]) -> Optional[float]:
+    """Return the euro value earned per 100 € spent, or None if it cannot be computed."""
+    if rate.value is None:
+        return None
+    if rate.rate_type == PER_EURO and euro_per_unit is not None:
+        return rate.value * 100 * euro_per_unit
+    if rate.rate_type == PERCENT:
+        return rate.value
+    return None
+
+
+def is_running(rate: Rate, now: datetime) -> bool:
+    return rate.valid_to is None and (rate.ends_at is None or rate.ends_at >= now)
+
+
+@dataclass
+class ProgrammeOffer:
+    """One programme's current offer for a shop."""
+
+    shop: Shop
+    base: Optional[Rate]
+    promotions: list[Rate]
+    hints: list[Rate]
+    value: Optional[float]  # euro per 100 €, the best of base and running promotions
+    value_is_upper_bound: bool
+
+    @property
+    def programme(self):
+        return self.shop.programme
+
+
+@dataclass
+class ShopComparison:
+    """One shop across programmes, best offer first."""
+
+    name: str
+    offers: list[ProgrammeOffer] = field(default_factory=list)
+
+    @property
+    def best(self) -> Optional[ProgrammeOffer]:
+        return self.offers[0] if self.offers and self.offers[0].value is not None else None
+
+
+def build_offer(shop: Shop, euro_per_unit: Optional[float], now: datetime) -> ProgrammeOffer:
+    current = [rate for rate in shop.rates if is_running(rate, now)]
+    base = next((rate for rate in current if rate.kind == BASE), None)
+    promotions = [rate for rate in current if rate.kind == PROMOTION]
+    hints = [rate for rate in current if rate.kind == HINT]
+    valued = [
+        (euro_per_100(rate, euro_per_unit), rate.up_to)
+        for rate in ([base] if base else []) + promotions
+    ]
+    valued = [(value, up_to) for value, up_to in valued if value is not None]
+    value, up_to = max(valued, key=lambda pair: pair[0]) if valued else (None, False)
+    return ProgrammeOffer(shop, base, promotions, hints, value, up_to)
+
+
+def group_shops(shops: Iterable[Shop]) -> list[list[Shop]]:
+    """Group shops that are the same merchant: same domain, or same name without conflicting domains."""
+    shops = list(shops)
+    parent = list(range(len(shops)))
+
+    def find(index: int) -> int:
+        while parent[index] != index:
+            parent[index] = parent[parent[index]]
+            index = parent[index]
+        return index
+
+    def union(a: int, b: int) -> None:
+        parent[find(a)] = find(b)
+
+    by_domain: dict[str, int] = {}
+    by_name: dict[str, list[int]] = {}
+    for index, shop in enumerate(shops):
+        for domain in shop.domains or []:
+            if domain in by_domain:
+                union(index, by_domain[domain])
+            else:
+                by_domain[domain] = index
+        by_name.setdefault(normalise_name(shop.name), []).append(index)
+    for indices in by_name.values():
+        for a in indices:
+            for b in indices:
+                if a < b:
+                    domains_a, domains_b = set(shops[a].domains or []), set(shops[b].domains or [])
+                    if not (domains_a and domains_b) or domains_a & domains_b:
+                        union(a, b)
+    groups: dict[int, list[Shop]] = {}
+    for index, shop in enumerate(shops):
+        groups.setdefault(find(index), []).append(shop)
+    return list(groups.values())
+
+
+def _rank(offer: ProgrammeOffer) -> tuple:
+    return (offer.value is None, -(offer.value or 0.0), offer.programme.name)
+
+
+def compare_shops(
+    shops: Iterable[Shop], euro_per_unit: Mapping[str, Optional[float]], now: datetime
+) -> list[ShopComparison]:
+    """Group shops across programmes and rank each group's offers, best first."""
+    comparisons = []
+    for group in group_shops(shops):
+        offers = sorted(
+            (build_offer(shop, euro_per_unit.get(shop.programme.slug), now) for shop in group),
+            key=_rank,
+        )
+        # Name the merchant as the best-paying programme does.
+        comparisons.append(ShopComparison(offers[0].shop.name, offers))
+    comparisons.sort(key=lambda comparison: normalise_name(comparison.name))
+    return comparisons
+
+
+def matches_query(comparison: ShopComparison, query: str) -> bool:
+    wanted = normalise_name(query)
+    return any(wanted in normalise_name(offer.shop.name) for offer in comparison.offers)
