@@ -36,6 +36,13 @@ DEFAULTS: dict[str, Any] = {
     "SCRAPER_MAX_RETRY_AFTER": 30.0,
     "SCRAPER_HOST_CONCURRENCY": 2,
     "SCRAPER_MIN_INTERVAL": 0.5,
+    # Access to /admin (see README "Security").
+    "ADMIN_API_TOKEN": None,
+    "LOGIN_RATE_LIMIT_PER_IP": "10 per minute",
+    "LOGIN_RATE_LIMIT_PER_USER": "5 per minute",
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "TRUST_PROXY": False,
+    "SESSION_COOKIE_SECURE": False,
     # Euro value of one point or mile, for "euro per 100 € spent".
     "PAYBACK_EURO_PER_POINT": 0.01,
     "MILES_AND_MORE_EURO_PER_MILE": 0.01,
@@ -92,7 +99,7 @@ def _database_uri(app: Flask) -> str:
 
 def _json_errors_for_api(error: HTTPException):
     """Answer errors under /admin/ as JSON with an ``error`` field."""
-    if request.path.startswith("/admin/"):
+    if request.path.startswith("/admin/") and request.endpoint != "auth.login":
         description = error.description
         if error.code == 405:
             description = f"Methode {request.method} ist für {request.path} nicht erlaubt"
@@ -106,9 +113,11 @@ def _json_errors_for_api(error: HTTPException):
     return error
 
 
-def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
+def create_app(
+    config: Optional[Mapping[str, Any]] = None, instance_path: Optional[str] = None
+) -> Flask:
     """Create the app; ``config`` overrides everything else (used by tests)."""
-    app = Flask(__name__, instance_relative_config=True)
+    app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
     os.makedirs(app.instance_path, exist_ok=True)
     _load_config(app, config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -117,8 +126,10 @@ def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
     _configure_sqlite(app)
     job_queue.init_app(app)
 
-    from views import admin, shops
+    from views import admin, auth, security, shops
 
+    security.init_app(app)
+    auth.init_app(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(shops.bp)
     app.register_error_handler(HTTPException, _json_errors_for_api)
@@ -126,6 +137,8 @@ def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
     with app.app_context():
         db.create_all()
         seed_programmes()
+        if not app.testing:
+            auth.ensure_first_admin()
     return app
 
 

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 import sqlalchemy as sa
+from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -128,3 +129,27 @@ class ScrapeRun(db.Model):
     added: Mapped[int] = mapped_column(default=0)
     updated: Mapped[int] = mapped_column(default=0)
     message: Mapped[Optional[str]] = mapped_column(sa.Text, nullable=True)
+
+
+class AdminUser(UserMixin, db.Model):
+    """Someone who may use /admin; the password is stored only as a salted hash."""
+
+    __tablename__ = "admin_user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow_naive)
+
+
+class ApiToken(db.Model):
+    """A named, revocable bearer token for API clients and cron; only its hash is kept."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow_naive)
+    last_used_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)

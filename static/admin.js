@@ -96,7 +96,12 @@
     event.preventDefault();
     var form = event.currentTarget;
     runError.hidden = true;
-    fetch(form.action, { method: "POST", headers: { Accept: "application/json" } })
+    var csrfToken = document.querySelector('meta[name="csrf-token"]').content;
+    fetch(form.action, {
+      method: "POST",
+      headers: { Accept: "application/json", "X-CSRFToken": csrfToken },
+      credentials: "same-origin"
+    })
       .then(function (response) {
         return response.json().then(function (body) {
           if (response.status !== 202) throw new Error(body.error || "HTTP " + response.status);

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 from pathlib import Path
@@ -17,6 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app import create_app  # noqa: E402
 from job_queue import job_queue  # noqa: E402
 from models import db  # noqa: E402
+
+API_TOKEN = "test-api-token-0123456789abcdef"
+ADMIN_USER, ADMIN_PASSWORD = "admin", "richtig-geheimes-passwort"
 
 PG_SKIP_REASON = (
     "needs PostgreSQL: set TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test "
@@ -34,6 +38,7 @@ def base_config(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
         "SCRAPER_TIMEOUT": 5.0,
         "SCRAPER_MIN_INTERVAL": 0.0,
         "SCRAPER_SOURCES": "offline",
+        "ADMIN_API_TOKEN": API_TOKEN,
     }
     config.update(overrides)
     return config
@@ -68,7 +73,37 @@ def app(make_app: Callable[..., Flask]) -> Flask:
 
 @pytest.fixture
 def client(app: Flask):
-    return app.test_client()
+    """A test client speaking to the API with a valid bearer token."""
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {API_TOKEN}"
+    return client
+
+
+def csrf_token_of(client) -> str:
+    """Read the CSRF token a page hands to its forms and scripts."""
+    page = client.get("/").get_data(as_text=True)
+    return re.search(r'<meta name="csrf-token" content="([^"]+)"', page).group(1)
+
+
+def create_admin(app: Flask) -> None:
+    from views.auth import set_admin_password
+
+    with app.app_context():
+        set_admin_password(ADMIN_USER, ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def admin_client(app: Flask):
+    """A browser-like test client logged in as an admin; ``.csrf_token`` for its posts."""
+    create_admin(app)
+    client = app.test_client()
+    response = client.post(
+        "/admin/login",
+        data={"username": ADMIN_USER, "password": ADMIN_PASSWORD, "csrf_token": csrf_token_of(client)},
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    client.csrf_token = csrf_token_of(client)
+    return client
 
 
 @pytest.fixture

@@ -37,12 +37,14 @@ def test_curl_without_accept_header_gets_json(client) -> None:
     assert response.status_code == 202 and response.json["status"] == "queued"
 
 
-def test_form_post_redirects_back_with_a_flash_message(app: Flask, client) -> None:
+def test_form_post_redirects_back_with_a_flash_message(app: Flask, admin_client) -> None:
     browser_accept = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
-    response = client.post("/admin/run_scraper", headers=browser_accept)
+    response = admin_client.post(
+        "/admin/run_scraper", headers=browser_accept, data={"csrf_token": admin_client.csrf_token}
+    )
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/admin")
-    page = client.get("/admin").get_data(as_text=True)
+    page = admin_client.get("/admin").get_data(as_text=True)
     assert "Run Example Scraper: Job" in page and "gestartet" in page
 
 
@@ -147,22 +149,22 @@ def test_clear_old_jobs_refuses_get(client) -> None:
     assert response.status_code == 405 and "error" in response.json
 
 
-def test_admin_page_shows_counts_jobs_and_log_after_a_run(app: Flask, client) -> None:
-    page = client.get("/admin").get_data(as_text=True)
+def test_admin_page_shows_counts_jobs_and_log_after_a_run(app: Flask, client, admin_client) -> None:
+    page = admin_client.get("/admin").get_data(as_text=True)
     assert "Run Example Scraper" in page and "Noch keine Scraper-Läufe" in page
     client.post("/admin/run_scraper", headers=JSON)
     with app.app_context():
         job_queue.run_pending()
-    page = client.get("/admin").get_data(as_text=True)
+    page = admin_client.get("/admin").get_data(as_text=True)
     assert '<td class="count">24</td>' in page
     assert "COMPLETED" in page
     assert "success" in page and "24 Shops gelesen" in page
 
 
-def test_admin_page_resumes_the_unfinished_job(app: Flask, client) -> None:
+def test_admin_page_resumes_the_unfinished_job(app: Flask, admin_client) -> None:
     with app.app_context():
         job_id = job_queue.enqueue(lambda job: None)
-    page = client.get("/admin").get_data(as_text=True)
+    page = admin_client.get("/admin").get_data(as_text=True)
     assert f'data-job-id="{job_id}"' in page
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import threading
 from typing import Callable, Iterator
 
 import pytest
 from flask import Flask
+
+from conftest import ADMIN_PASSWORD, ADMIN_USER, create_admin
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 if not os.path.exists(CHROMIUM):
@@ -48,6 +51,16 @@ def page(browser) -> Iterator["sync_api.Page"]:
     context.close()
 
 
+def login(page, app: Flask, server) -> None:
+    """Create the test admin, log in through the form and land on /admin."""
+    create_admin(app)
+    page.goto(f"{server.url}/admin")
+    page.get_by_label("Benutzer").fill(ADMIN_USER)
+    page.get_by_label("Passwort").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Anmelden").click()
+    page.wait_for_url(f"{server.url}/admin")
+
+
 def count_cell(page, programme: str):
     return page.locator(f'#shop-counts tr[data-programme="{programme}"] td.count')
 
@@ -56,7 +69,7 @@ def test_example_scraper_runs_live_and_page_reloads(make_app: Callable[..., Flas
     # A pause between catalogue pages makes the run slow enough to watch.
     app = make_app(JOBS_AUTOSTART=True, EXAMPLE_PAGE_INTERVAL=0.6)
     server = live_server(app)
-    page.goto(f"{server.url}/admin")
+    login(page, app, server)
     assert count_cell(page, "example").inner_text() == "0"
     page.evaluate("window.__notReloaded = true")
 
@@ -88,7 +101,7 @@ def test_failing_job_shows_failed_in_red_and_does_not_reload(
     server = live_server(app)
     # The catalogue URL points at a page of our own server that does not exist.
     app.config["EXAMPLE_CATALOGUE_URL"] = f"{server.url}/nicht-vorhanden.html"
-    page.goto(f"{server.url}/admin")
+    login(page, app, server)
     page.evaluate("window.__notReloaded = true")
 
     page.get_by_role("button", name="Run Example Scraper").click()
@@ -109,7 +122,7 @@ def test_failing_job_shows_failed_in_red_and_does_not_reload(
 def test_reloading_mid_run_picks_the_job_up_again(make_app: Callable[..., Flask], live_server, page) -> None:
     app = make_app(JOBS_AUTOSTART=True, EXAMPLE_PAGE_INTERVAL=0.6)
     server = live_server(app)
-    page.goto(f"{server.url}/admin")
+    login(page, app, server)
     page.get_by_role("button", name="Run Example Scraper").click()
     sync_api.expect(page.locator("#job-status")).to_have_text("RUNNING")
     job_id = page.locator("#job-id").inner_text()
@@ -127,7 +140,7 @@ def test_offline_scrapers_fill_the_comparison_and_hostile_names_stay_text(
     server = live_server(app)
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.goto(f"{server.url}/admin")
+    login(page, app, server)
     sync_api.expect(page.get_by_text("Offline-Modus")).to_be_visible()
 
     for label, programme, count in [
@@ -156,3 +169,80 @@ def test_offline_scrapers_fill_the_comparison_and_hostile_names_stay_text(
     page.get_by_role("link", name='"><img src=x onerror=alert(1)> Böse GmbH').click()
     sync_api.expect(page.locator("h1")).to_have_text('"><img src=x onerror=alert(1)> Böse GmbH')
     assert dialogs == []
+
+
+HOSTILE_NAME = "<script>alert('name')</script> Schurken-Shop"
+HOSTILE_RATE = '"><img src=x onerror=alert("rate")> 2 °P pro 1 €'
+HOSTILE_MESSAGE = '<img src=x onerror=alert("message")> Nachricht'
+HOSTILE_ERROR = "<script>alert('error')</script> Fehlertext"
+
+CSP_LISTENER = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', e => window.__cspViolations.push(e.violatedDirective));
+"""
+
+
+def test_hostile_scraped_text_renders_as_text_and_nothing_runs(
+    make_app: Callable[..., Flask], live_server, page
+) -> None:
+    from job_queue import job_queue
+    from scrapers.rates import parse_rate
+    from scrapers.store import BASE, Offer, OfferRate, store_offers
+
+    app = make_app(JOBS_AUTOSTART=True)
+    with app.app_context():
+        store_offers("payback", [Offer(
+            external_id="lp-evil", name=HOSTILE_NAME, detail_url="javascript:alert('link')",
+            rates=[OfferRate(BASE, parse_rate(HOSTILE_RATE))],
+        )], complete=True)
+    server = live_server(app)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.add_init_script(CSP_LISTENER)
+    console_errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
+    login(page, app, server)
+
+    release = threading.Event()
+
+    def hostile_job(job):
+        job.add_message(HOSTILE_MESSAGE)
+        assert release.wait(30)
+        raise RuntimeError(HOSTILE_ERROR)
+
+    with app.app_context():
+        job_queue.enqueue(hostile_job)
+    page.reload()  # the page picks the running job up and polls it
+    sync_api.expect(page.locator("#job-messages li").last).to_contain_text(HOSTILE_MESSAGE)
+    release.set()
+    sync_api.expect(page.locator("#job-status")).to_have_text("FAILED")
+    sync_api.expect(page.locator("#job-error")).to_contain_text(HOSTILE_ERROR)
+    page.reload()  # now rendered by the server: messages, recent jobs with the error
+    sync_api.expect(page.locator("#recent-jobs")).to_contain_text(HOSTILE_ERROR)
+
+    page.goto(f"{server.url}/")
+    sync_api.expect(page.get_by_text(HOSTILE_NAME)).to_be_visible()
+    sync_api.expect(page.get_by_text(HOSTILE_RATE)).to_be_visible()
+    assert page.locator("a[href^='javascript']").count() == 0
+    page.get_by_role("link", name=HOSTILE_NAME).click()
+    sync_api.expect(page.locator("h1")).to_have_text(HOSTILE_NAME)
+
+    assert page.locator("img[src='x']").count() == 0
+    assert dialogs == []
+    assert page.evaluate("window.__cspViolations") == []
+    # Chromium reports every CSP violation of every page visited on the console.
+    assert [text for text in console_errors if "Content Security Policy" in text] == []
+
+
+def test_csp_violations_would_be_seen(make_app: Callable[..., Flask], live_server, page) -> None:
+    """The CSP check above can fail: an injected inline script is blocked and reported."""
+    server = live_server(make_app())
+    console_errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
+    page.add_init_script(CSP_LISTENER)
+    page.goto(f"{server.url}/")
+    page.evaluate("""() => { const s = document.createElement('script');
+                              s.textContent = 'window.__ran = true'; document.body.appendChild(s); }""")
+    page.wait_for_function("() => window.__cspViolations.length > 0")
+    assert page.evaluate("window.__ran === undefined")
+    assert any("Content Security Policy" in text for text in console_errors)

@@ -20,6 +20,7 @@ from scrapers.example import scrape_example
 from scrapers.miles_and_more import scrape_miles_and_more
 from scrapers.payback import scrape_payback
 from scrapers.sources import offline_mode
+from views.auth import require_admin, wants_json
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -42,16 +43,22 @@ SCRAPERS = (
 )
 
 
-def _wants_json() -> bool:
-    if not request.accept_mimetypes:
-        return True  # API clients that send no Accept header at all
-    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
-    return best == "application/json"
+# Routes API clients may call with a bearer token; the maintenance route only so.
+API_ENDPOINTS = {
+    "admin.job_status", "admin.jobs", "admin.clear_old_jobs",
+    "admin.run_scraper", "admin.run_payback", "admin.run_miles_and_more",
+}
+TOKEN_ONLY_ENDPOINTS = {"admin.clear_old_jobs"}
+
+
+@bp.before_request
+def _authenticate():
+    return require_admin(API_ENDPOINTS, TOKEN_ONLY_ENDPOINTS)
 
 
 def _start(scraper: Scraper):
     job_id = job_queue.enqueue(scraper.func, name=scraper.endpoint)
-    if _wants_json():
+    if wants_json():
         return jsonify(job_id=job_id, status=JobStatus.QUEUED.value), 202
     flash(f"{scraper.label}: Job {job_id} gestartet", "info")
     return redirect(url_for("admin.index"))
