@@ -8,17 +8,20 @@ import secrets
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+import click
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from job_queue import DEFAULT_CONFIG as JOB_DEFAULTS
 from job_queue import job_queue
+from jobs.store import configure_sqlite_engine, create_tables
 from models import db, seed_programmes
 
 # Every key here can be overridden by instance/config.py, then by an
 # environment variable of the same name (parsed to the default's type).
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,
-    "JOBS_AUTOSTART": True,
+    **JOB_DEFAULTS,
     # Where scrapers read: "online" (the URLs below) or "offline" (bundled samples).
     "SCRAPER_SOURCES": "online",
     "PAYBACK_CATALOGUE_URL": "https://www.payback.de/onsflows/api/digital-shops",
@@ -135,26 +138,24 @@ def create_app(
     app.register_error_handler(HTTPException, _json_errors_for_api)
 
     with app.app_context():
-        db.create_all()
+        create_tables(db.engine, db.metadata)
         seed_programmes()
         if not app.testing:
             auth.ensure_first_admin()
+        # The default shape: this process serves the web and runs the jobs.
+        if app.config["JOBS_AUTOSTART"] and app.config["JOBS_RUN_IN_WEB"] and not app.testing and _serving():
+            job_queue.start()
     return app
 
 
 def _configure_sqlite(app: Flask) -> None:
-    """Let the worker write while the web reads: WAL and a busy timeout."""
-    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        return
-    from sqlalchemy import event
+    """Share one SQLite file between web, workers and processes (see jobs/store.py)."""
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        with app.app_context():
+            configure_sqlite_engine(db.engine)
 
-    with app.app_context():
-        engine = db.engine
 
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):  # pragma: no cover - trivial
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=5000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+def _serving() -> bool:
+    """Tell a server start (``flask run``, gunicorn) from other CLI commands."""
+    context = click.get_current_context(silent=True)
+    return context is None or context.info_name == "run"

@@ -19,7 +19,22 @@ class Base(DeclarativeBase):
     pass
 
 
-db = SQLAlchemy(model_class=Base)
+# Objects stay readable after commit without a new query: a job that commits and
+# then works for minutes must not hold a database transaction open meanwhile.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+
+
+def begin_write() -> None:
+    """Start the session's next transaction holding the write lock.
+
+    On SQLite a transaction that reads and then writes must lock up front, or
+    a commit by another connection in between (the job queue heartbeats
+    several times a second) makes its first write fail. Call this before a
+    read-then-write unit of work; other databases ignore the option.
+    """
+    if db.session().in_transaction():
+        db.session.commit()
+    db.session.connection(execution_options={"sqlite_immediate": True})
 
 
 def utcnow_naive() -> datetime:
@@ -108,11 +123,15 @@ DEFAULT_PROGRAMMES = (
 
 def seed_programmes() -> None:
     """Create any missing programme of ``DEFAULT_PROGRAMMES``."""
+    begin_write()
     existing = set(db.session.scalars(sa.select(Programme.slug)))
     for spec in DEFAULT_PROGRAMMES:
         if spec["slug"] not in existing:
             db.session.add(Programme(**spec))
-    db.session.commit()
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:  # another process of the app seeded them first
+        db.session.rollback()
 
 
 class ScrapeRun(db.Model):

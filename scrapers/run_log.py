@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from job_queue import Job
-from models import ScrapeRun, db, utcnow_naive
+from models import ScrapeRun, begin_write, db, utcnow_naive
 from scrapers.store import Offer, store_offers
 
 
@@ -26,6 +26,7 @@ def scrape_run(scraper: str, job: Job) -> Iterator[ScrapeRun]:
         yield run
     except Exception as exc:
         db.session.rollback()
+        begin_write()
         failed = db.session.get(ScrapeRun, run_id)
         failed.outcome = "failed"
         failed.finished_at = utcnow_naive()

@@ -14,7 +14,7 @@ from typing import Iterable, Optional
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from models import Programme, Rate, Shop, db, utcnow_naive
+from models import Programme, Rate, Shop, begin_write, db, utcnow_naive
 from scrapers.rates import ParsedRate
 
 BASE = "base"
@@ -108,6 +108,7 @@ def store_offers(programme_slug: str, offers: Iterable[Offer], complete: bool) -
     ``complete`` says the offers are the programme's whole catalogue: only
     then are shops missing from it marked inactive (never deleted).
     """
+    begin_write()
     programme = db.session.scalar(sa.select(Programme).where(Programme.slug == programme_slug))
     if programme is None:
         raise LookupError(f"unknown programme {programme_slug!r}")

@@ -44,9 +44,27 @@ def base_config(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     return config
 
 
+def pg_test_url() -> str:
+    """The PostgreSQL test database as a SQLAlchemy URL, or skip the test."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pytest.skip(PG_SKIP_REASON)
+    return url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url
+
+
+def reset_job_tables(url: str) -> None:
+    """Start a test with empty job tables."""
+    from jobs.store import make_engine, metadata
+
+    engine = make_engine(url)
+    metadata.drop_all(engine)
+    engine.dispose()
+
+
 def _dispose(app: Flask) -> None:
     with app.app_context():
         job_queue.stop(timeout=10)
+        app.extensions["job_queue"].store.engine.dispose()
         db.session.remove()
         db.engine.dispose()
 
@@ -108,9 +126,8 @@ def admin_client(app: Flask):
 
 @pytest.fixture
 def pg_url() -> str:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        pytest.skip(PG_SKIP_REASON)
+    url = pg_test_url()
+    reset_job_tables(url)
     return url
 
 

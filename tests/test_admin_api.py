@@ -56,7 +56,7 @@ def test_each_run_route_queues_its_scraper(app: Flask, client, route: str, scrap
     response = client.post(route, headers=JSON)
     assert response.status_code == 202 and response.json["status"] == "queued"
     with app.app_context():
-        assert job_queue.get_job(response.json["job_id"]).func.__name__ == scraper
+        assert job_queue.get_job(response.json["job_id"]).func_path.endswith(f":{scraper}")
 
 
 @pytest.mark.parametrize("route", RUN_ROUTES)

@@ -8,15 +8,23 @@ from datetime import datetime, timedelta
 import pytest
 from flask import Flask, current_app
 
+from conftest import pg_test_url, reset_job_tables
 from job_queue import Job, JobQueue, JobStatus, utcnow
 
 WAIT = 10  # seconds: generous upper bound for a thread to reach a point
 
 
-@pytest.fixture
-def flask_app() -> Flask:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def flask_app(request, tmp_path) -> Flask:
+    """A bare app whose queue lives on SQLite or on the PostgreSQL test database."""
+    if request.param == "postgresql":
+        url = pg_test_url()
+        reset_job_tables(url)
+    else:
+        url = f"sqlite:///{tmp_path / 'jobs.sqlite'}"
     app = Flask("queue-test")
     app.config["JOBS_AUTOSTART"] = False
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
     return app
 
 
@@ -26,6 +34,7 @@ def queue(flask_app: Flask):
     with flask_app.app_context():
         yield queue
         assert queue.stop(timeout=WAIT)
+        flask_app.extensions["job_queue"].store.engine.dispose()
 
 
 def enqueue_signal(queue: JobQueue) -> threading.Event:

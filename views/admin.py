@@ -80,7 +80,7 @@ for _scraper in SCRAPERS:
 @bp.get("")
 def index() -> str:
     """Render the console: buttons, live job box, recent jobs, counts, logs."""
-    jobs = job_queue.get_all_jobs()[:RECENT_JOBS]
+    jobs = job_queue.get_all_jobs(limit=RECENT_JOBS)
     # The oldest unfinished job is the one the worker is on (or will be next):
     # the page resumes polling it after a reload.
     unfinished = [job for job in jobs if not job.status.is_final]
@@ -125,7 +125,7 @@ def job_status(job_id: str) -> dict[str, Any]:
 @bp.get("/jobs")
 def jobs() -> Any:
     """Return the newest 20 jobs, newest first."""
-    return jsonify([job.to_dict() for job in job_queue.get_all_jobs()[:RECENT_JOBS]])
+    return jsonify([job.to_dict() for job in job_queue.get_all_jobs(limit=RECENT_JOBS)])
 
 
 def _max_age_hours() -> float:

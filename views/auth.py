@@ -32,7 +32,7 @@ from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from models import AdminUser, ApiToken, db, utcnow_naive
+from models import AdminUser, ApiToken, begin_write, db, utcnow_naive
 
 bp = Blueprint("auth", __name__, url_prefix="/admin")
 
@@ -58,6 +58,7 @@ def set_admin_password(username: str, password: str) -> AdminUser:
     """Create the admin, or reset the password of an existing one."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"Das Passwort braucht mindestens {MIN_PASSWORD_LENGTH} Zeichen.")
+    begin_write()
     user = db.session.scalar(sa.select(AdminUser).where(AdminUser.username == username))
     if user is None:
         user = AdminUser(username=username)
@@ -77,6 +78,7 @@ def verify_login(username: str, password: str) -> Optional[AdminUser]:
 
 def create_api_token(name: str) -> str:
     """Store a new token under ``name`` and return it; it is shown only this once."""
+    begin_write()
     if db.session.scalar(sa.select(ApiToken).where(ApiToken.name == name)) is not None:
         raise ValueError(f"Es gibt schon ein Token namens {name!r}.")
     secret = secrets.token_urlsafe(32)
@@ -87,6 +89,7 @@ def create_api_token(name: str) -> str:
 
 
 def revoke_api_token(name: str) -> bool:
+    begin_write()
     token = db.session.scalar(sa.select(ApiToken).where(ApiToken.name == name))
     if token is None or token.revoked_at is not None:
         return False
@@ -103,10 +106,12 @@ def api_client_for(raw: str) -> Optional[str]:
     token_id, _, secret = raw.partition(".")
     if not token_id.isdigit() or not secret:
         return None
+    begin_write()
     token = db.session.get(ApiToken, int(token_id))
-    if token is None or token.revoked_at is not None:
-        return None
-    if not hmac.compare_digest(token.token_hash, _token_hash(secret)):
+    if token is None or token.revoked_at is not None or not hmac.compare_digest(
+        token.token_hash, _token_hash(secret)
+    ):
+        db.session.rollback()
         return None
     token.last_used_at = utcnow_naive()
     db.session.commit()
