@@ -23,6 +23,7 @@ import importlib
 import json
 import logging
 import os
+import signal
 import socket
 import threading
 import traceback
@@ -88,6 +89,7 @@ def _iso(moment: Optional[datetime]) -> Optional[str]:
 
 _TIMESTAMPS = ("created_at", "started_at", "completed_at")
 _WRITABLE = ("status", "progress", "total_steps", "result", "error", "traceback") + _TIMESTAMPS
+_READABLE = _WRITABLE + ("messages", "attempts", "max_attempts", "owner", "lease_until")
 
 
 class Job:
@@ -172,7 +174,7 @@ class Job:
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for names that are not attributes of the object itself.
-        if name in _WRITABLE or name == "messages":
+        if name in _READABLE:
             record = self._current()
             with self._lock if self._in_memory else _NO_LOCK:
                 if name == "status":
@@ -180,7 +182,7 @@ class Job:
                 if name == "messages":
                     return [{"timestamp": _iso(ts), "message": text} for ts, text in record.messages]
                 value = getattr(record, name)
-                return _aware(value) if name in _TIMESTAMPS else value
+                return _aware(value) if name in _TIMESTAMPS or name == "lease_until" else value
         raise AttributeError(name)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -629,8 +631,10 @@ def worker_command(threads: Optional[int], until_empty: bool) -> None:
     job_queue._start(state, threads)
     click.echo(f"Worker {state.token} läuft mit {len(state.workers)} Thread(s).")
     stopped = threading.Event()
+    # SIGTERM (systemd, docker stop, gunicorn-style supervisors): a warm stop.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stopped.set())
     try:
-        while not stopped.wait(0.5 if until_empty else 3600):
+        while not stopped.wait(0.5 if until_empty else 5):
             if until_empty and not state.running and state.store.count(job_store.QUEUED) == 0 \
                     and state.store.count(job_store.RUNNING) == 0:
                 break

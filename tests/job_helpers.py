@@ -1,0 +1,45 @@
+"""Job functions for the multi-process tests: importable by ``flask worker`` processes.
+
+Tests start workers with ``PYTHONPATH`` pointing here, so these run in another
+process than the one that enqueued them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import sqlalchemy as sa
+
+from job_queue import Job
+from models import db
+
+RUN_LOG = "job_run_log"
+
+
+def create_run_log(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {RUN_LOG}"))
+        conn.execute(sa.text(f"CREATE TABLE {RUN_LOG} (job_id VARCHAR(36) NOT NULL, pid INTEGER NOT NULL)"))
+
+
+def runs(engine: sa.Engine) -> list[tuple[str, int]]:
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(sa.text(f"SELECT job_id, pid FROM {RUN_LOG}"))]
+
+
+def record_run(job: Job) -> str:
+    """Append this job's id to the run log: counting rows finds duplicates and misses."""
+    db.session.execute(sa.text(f"INSERT INTO {RUN_LOG} (job_id, pid) VALUES (:job_id, :pid)"),
+                       {"job_id": job.id, "pid": os.getpid()})
+    db.session.commit()
+    return job.id
+
+
+def slow_job(job: Job, seconds: float, steps: int = 20) -> int:
+    """Make steady progress for ``seconds``; its pid shows which process ran it."""
+    job.add_message(f"Langsamer Job in Prozess {os.getpid()}")
+    for step in range(1, steps + 1):
+        time.sleep(seconds / steps)
+        job.set_progress(step, steps)
+    return os.getpid()
