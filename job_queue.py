@@ -26,10 +26,11 @@ import os
 import signal
 import socket
 import threading
+import time
 import traceback
 import uuid
 import weakref
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any, Callable, Optional
@@ -51,7 +52,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "JOBS_WORKER_THREADS": 1,  # worker threads per process: the seed runs jobs one at a time
     "JOBS_LEASE_SECONDS": 30.0,  # a worker silent this long is presumed dead
     "JOBS_FLUSH_INTERVAL": 0.2,  # progress and messages reach the database this often
-    "JOBS_POLL_INTERVAL": 2.0,  # idle workers look at the database this often (no NOTIFY)
+    "JOBS_POLL_INTERVAL": 1.0,  # idle workers look at the database this often (no NOTIFY)
     "JOBS_MAX_ATTEMPTS": 3,  # runs of a job whose worker keeps dying
     "JOBS_DURABLE_COMMIT": False,  # PostgreSQL: wait for the disk on every job write
 }
@@ -139,7 +140,7 @@ class Job:
         object.__setattr__(self, "_pending", [])  # messages not yet in the database
         object.__setattr__(self, "_dirty", False)
         object.__setattr__(self, "_lost", False)
-        object.__setattr__(self, "_last_write", 0.0)
+        object.__setattr__(self, "_last_write", time.monotonic())  # the claim renewed the lease
 
     @property
     def _in_memory(self) -> bool:
@@ -266,34 +267,36 @@ class Job:
                 object.__setattr__(self, "_lost", True)
                 log.warning("job %s: lease lost; this worker's writes are ignored from now on", self.id)
 
-    def _finish(self, status: str, result: Any = None, exc: Optional[BaseException] = None) -> None:
-        with self._write_lock:
-            self._finish_locked(status, result, exc)
-
-    def _finish_locked(self, status: str, result: Any, exc: Optional[BaseException]) -> None:
+    def _finish(self, status: str, result: Any = None, exc: Optional[BaseException] = None,
+                claim_next: Optional[tuple[str, float]] = None) -> Optional[JobRecord]:
+        """Write the outcome; with ``claim_next`` (token, lease) also claim this worker's next job."""
         now = utcnow_naive()
-        with self._lock:
-            record = self._record
-            if exc is not None:
-                record.error = f"{type(exc).__name__}: {exc}"
-                record.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-                entry = (now, f"Fehler: {record.error}")
-                record.messages.append(entry)
-                self._pending.append(entry)
+        with self._write_lock:
+            with self._lock:
+                record = self._record
+                if exc is not None:
+                    record.error = f"{type(exc).__name__}: {exc}"
+                    record.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                    entry = (now, f"Fehler: {record.error}")
+                    record.messages.append(entry)
+                    self._pending.append(entry)
+                else:
+                    record.result = result
+                    record.progress = record.total_steps
+                record.status, record.completed_at = status, now
+                pending = list(self._pending)
+                self._pending.clear()
+            final = dict(status=status, progress=record.progress, total_steps=record.total_steps,
+                         result=record.result, error=record.error, traceback=record.traceback,
+                         completed_at=now, messages=[] if self._lost else pending)
+            store = self._state.store
+            if claim_next is None:
+                finished, following = (False if self._lost else store.finish(self.id, self._owner, **final)), None
             else:
-                record.result = result
-                record.progress = record.total_steps
-            record.status, record.completed_at = status, now
-            pending = list(self._pending)
-            self._pending.clear()
-        if self._lost:
-            return
-        if not self._state.store.finish(
-            self.id, self._owner, status=status, progress=record.progress, total_steps=record.total_steps,
-            result=record.result, error=record.error, traceback=record.traceback,
-            completed_at=now, messages=pending,
-        ):
+                finished, following = store.finish_and_claim(self.id, self._owner, *claim_next, **final)
+        if not finished and not self._lost:
             log.warning("job %s: lease lost before it finished; its outcome was not written", self.id)
+        return following
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.name}>"
@@ -431,7 +434,9 @@ class JobQueue:
         state.store.insert(record)
         with state.condition:
             state.wakeups += 1
-            state.condition.notify()
+            # notify_all: the housekeeper waits on the same condition and must
+            # not swallow the wake-up meant for a worker.
+            state.condition.notify_all()
         if state.config("JOBS_AUTOSTART") and state.config("JOBS_RUN_IN_WEB"):
             self._start(state)
         return record.id
@@ -528,27 +533,32 @@ class JobQueue:
 
     def _work(self, state: _QueueState, owner: str) -> None:
         lease = state.config("JOBS_LEASE_SECONDS")
+        record: Optional[JobRecord] = None
         while True:
             with state.condition:
-                if state.stopping:
-                    return
-                seen = state.wakeups
-            try:
-                record = state.store.claim(owner, state.token, lease)
-            except Exception:  # the database may be away for a moment; keep the worker
-                log.exception("job worker %s could not claim a job", owner)
-                record = None
+                stopping, seen = state.stopping, state.wakeups
+            if stopping:
+                if record is not None:  # claimed together with the last finish: not ours to run
+                    state.store.give_back(record.id, owner)
+                return
+            if record is None:
+                try:
+                    record = state.store.claim(owner, state.token, lease)
+                except Exception:  # the database may be away for a moment; keep the worker
+                    log.exception("job worker %s could not claim a job", owner)
             if record is None:
                 self._wait_for_work(state, seen, state.config("JOBS_POLL_INTERVAL"))
                 continue
-            self._execute(state, record, owner)
+            record = self._execute(state, record, owner, claim_next=True)
 
-    def _execute(self, state: _QueueState, record: JobRecord, owner: str) -> None:
+    def _execute(self, state: _QueueState, record: JobRecord, owner: str,
+                 claim_next: bool = False) -> Optional[JobRecord]:
+        """Run one claimed job; return the next job claimed with its finish, if asked to."""
         call = state.local_calls.pop(record.id, None)
-        job = Job._bound(state, replace(record, messages=list(record.messages)), owner=owner)
-        state.running[record.id] = job
+        job = Job._bound(state, record, owner=owner)
+        state.running[record.id] = job  # the housekeeper heartbeats it from now on
         with state.condition:
-            state.condition.notify_all()  # the housekeeper starts heartbeats
+            claim = (state.token, state.config("JOBS_LEASE_SECONDS")) if claim_next and not state.stopping else None
         try:
             if call is None:
                 func = _load_callable(record.func_path)
@@ -559,35 +569,37 @@ class JobQueue:
                 result = func(job, *args, **kwargs)
         except Exception as exc:  # the worker must survive every job
             log.exception("job %s (%s) failed", record.id, record.name)
-            job._finish(job_store.FAILED, exc=exc)
+            return job._finish(job_store.FAILED, exc=exc, claim_next=claim)
         else:
-            job._finish(job_store.COMPLETED, result=result)
+            return job._finish(job_store.COMPLETED, result=result, claim_next=claim)
         finally:
             state.running.pop(record.id, None)
 
     def _housekeep(self, state: _QueueState) -> None:
-        """Heartbeat running jobs, flush their progress, requeue jobs of dead workers."""
+        """Heartbeat running jobs, flush their progress, requeue jobs of dead workers.
+
+        It wakes every ``JOBS_FLUSH_INTERVAL``; a tick without a running job or
+        a due sweep touches no database.
+        """
         flush_every = state.config("JOBS_FLUSH_INTERVAL")
         lease = state.config("JOBS_LEASE_SECONDS")
         sweep_every = max(flush_every, lease / 4)
-        next_sweep = utcnow()
+        next_sweep = time.monotonic()
         while True:
             with state.condition:
                 if state.stopping and not state.running:
                     return
-                timeout = flush_every if state.running else sweep_every
-                state.condition.wait(timeout)
-            now = utcnow()
+                state.condition.wait(flush_every)
+            now = time.monotonic()
             for job in list(state.running.values()):
-                due = job._dirty or (now.timestamp() - job._last_write) >= lease / 3
-                if due:
-                    object.__setattr__(job, "_last_write", now.timestamp())
+                if job._dirty or now - job._last_write >= lease / 3:
+                    object.__setattr__(job, "_last_write", now)
                     try:
                         job._write_progress(lease)
                     except Exception:  # keep heartbeating the others
                         log.exception("job %s: heartbeat failed", job.id)
             if now >= next_sweep:
-                next_sweep = now + timedelta(seconds=sweep_every)
+                next_sweep = now + sweep_every
                 try:
                     if any(state.store.sweep()):
                         with state.condition:
@@ -612,7 +624,7 @@ class JobQueue:
                         for _ in conn.notifies(timeout=1.0, stop_after=1):
                             with state.condition:
                                 state.wakeups += 1
-                                state.condition.notify()
+                                state.condition.notify_all()
             except psycopg.Error:
                 log.exception("job listener lost its PostgreSQL connection; reconnecting")
                 with state.condition:

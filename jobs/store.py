@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import re
-from contextlib import contextmanager
+import sqlite3
+import threading
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator, Optional
@@ -117,13 +119,14 @@ def make_engine(url: str, durable_commit: bool = False) -> Engine:
         # Each transaction commits or rolls back itself: no reset round trip on
         # check-in. A dropped connection fails one call and is replaced.
         engine = sa.create_engine(url, pool_size=10, max_overflow=20, pool_reset_on_return=None)
-        if not durable_commit:
 
-            @sa.event.listens_for(engine, "connect")
-            def _asynchronous_commit(dbapi_connection: Any, _record: Any) -> None:
-                with dbapi_connection.cursor() as cursor:
-                    cursor.execute("SET synchronous_commit TO OFF")
-                dbapi_connection.commit()
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Autocommit: one-statement work costs one round trip; JobStore
+            # brackets longer work in BEGIN ... COMMIT itself.
+            dbapi_connection.autocommit = True
+            if not durable_commit:
+                dbapi_connection.execute("SET synchronous_commit TO OFF")
 
         return engine
     engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
@@ -186,6 +189,8 @@ class JobStore:
         self.engine = engine
         self.is_postgresql = engine.dialect.name == "postgresql"
         self._sql_cache: dict[str, str] = {}
+        self._writer = threading.Lock()  # SQLite: one writer of this process at a time
+        self._local = threading.local()
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -202,19 +207,53 @@ class JobStore:
         # SQLite keeps datetimes as text; this is the format SQLAlchemy uses too.
         if moment is None or self.is_postgresql:
             return moment
-        return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return moment.isoformat(sep=" ", timespec="microseconds")
+
+    def _sqlite_connection(self) -> sqlite3.Connection:
+        """This thread's own connection: no pool check-out per statement on SQLite."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.engine.url.database, timeout=30, isolation_level=None,
+                                         check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA busy_timeout=30000")
+            self._local.connection = connection
+        return connection
 
     @contextmanager
-    def _transaction(self) -> Iterator[Any]:
-        connection = self.engine.raw_connection()
+    def _transaction(self, write: bool = True, single: bool = False) -> Iterator[Any]:
+        """A cursor in one transaction.
+
+        SQLite (``write``): the write lock is taken up front (BEGIN IMMEDIATE),
+        and threads of this process queue for it on a Python lock, woken at
+        once, instead of in SQLite's busy handler, which sleeps in steps of
+        milliseconds. PostgreSQL (``single``): one statement runs in autocommit
+        mode, saving the round trip of a COMMIT.
+        """
+        if not self.is_postgresql:
+            connection = self._sqlite_connection()
+            with self._writer if write else nullcontext():
+                cursor = connection.cursor()
+                cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield cursor
+                    connection.commit()
+                except BaseException:
+                    connection.rollback()
+                    raise
+            return
+        connection = self.engine.raw_connection()  # in autocommit mode: see make_engine
+        cursor = connection.cursor()
         try:
-            cursor = connection.cursor()
-            if not self.is_postgresql:
-                cursor.execute("BEGIN IMMEDIATE")  # see configure_sqlite_engine
+            if not single:
+                cursor.execute("BEGIN")
             yield cursor
-            connection.commit()
+            if not single:
+                cursor.execute("COMMIT")
         except BaseException:
-            connection.rollback()
+            if not single and not connection.driver_connection.closed:
+                cursor.execute("ROLLBACK")
             raise
         finally:
             connection.close()  # back to the pool
@@ -251,27 +290,36 @@ class JobStore:
             VALUES (:id, :name, :func_path, :args_json, :pinned_to, :queued, 0, 100, :created_at, 0,
                     :max_attempts)"""
         if self.is_postgresql:
-            # One round trip: insert, and wake the listening workers on commit.
-            insert = f"WITH new_job AS ({insert} RETURNING id) SELECT pg_notify(:channel, id) FROM new_job"
+            # One round trip: insert, and wake the listening workers on commit, but only
+            # when no other job waits. While jobs wait, the workers are busy and each
+            # claims its next job as it finishes one (a NOTIFY per job to every
+            # listening process would cost more than the job); the statement's
+            # snapshot does not see its own new row.
+            insert = f"""WITH new_job AS ({insert} RETURNING id)
+                SELECT pg_notify(:channel, id) FROM new_job
+                WHERE NOT EXISTS (SELECT 1 FROM job WHERE status = :queued)"""
             params["channel"] = NOTIFY_CHANNEL
-        with self._transaction() as cursor:
+        with self._transaction(single=True) as cursor:
             self._execute(cursor, insert, params)
 
     # -- worker side: claim, heartbeat, finish ----------------------------------
 
     def claim(self, owner: str, process_token: str, lease_seconds: float) -> Optional[JobRecord]:
         """Atomically take the oldest runnable queued job, or return None."""
+        with self._transaction(single=True) as cursor:
+            return self._claim_in(cursor, owner, process_token, lease_seconds)
+
+    def _claim_in(self, cursor: Any, owner: str, process_token: str, lease_seconds: float) -> Optional[JobRecord]:
         now = utcnow_naive()
         lock = "FOR UPDATE SKIP LOCKED" if self.is_postgresql else ""
         params = {"running": RUNNING, "queued": QUEUED, "owner": owner, "token": process_token,
                   "now": self._time(now), "lease_until": self._time(now + timedelta(seconds=lease_seconds))}
-        with self._transaction() as cursor:
-            row = self._execute(cursor, f"""UPDATE job SET status = :running, owner = :owner,
-                    lease_until = :lease_until, attempts = attempts + 1, started_at = :now
-                WHERE seq = (SELECT seq FROM job
-                             WHERE status = :queued AND (pinned_to IS NULL OR pinned_to = :token)
-                             ORDER BY seq LIMIT 1 {lock})
-                RETURNING {_SELECT_RECORD}""", params).fetchone()
+        row = self._execute(cursor, f"""UPDATE job SET status = :running, owner = :owner,
+                lease_until = :lease_until, attempts = attempts + 1, started_at = :now
+            WHERE seq = (SELECT seq FROM job
+                         WHERE status = :queued AND (pinned_to IS NULL OR pinned_to = :token)
+                         ORDER BY seq LIMIT 1 {lock})
+            RETURNING {_SELECT_RECORD}""", params).fetchone()
         return self._record(row) if row is not None else None
 
     def heartbeat(self, job_id: str, owner: str, lease_seconds: float, progress: int, total_steps: int,
@@ -280,7 +328,7 @@ class JobStore:
         params = {"id": job_id, "owner": owner, "running": RUNNING, "progress": progress,
                   "total_steps": total_steps,
                   "lease_until": self._time(utcnow_naive() + timedelta(seconds=lease_seconds))}
-        with self._transaction() as cursor:
+        with self._transaction(single=not messages) as cursor:
             updated = self._execute(cursor, """UPDATE job SET progress = :progress,
                     total_steps = :total_steps, lease_until = :lease_until
                 WHERE id = :id AND owner = :owner AND status = :running""", params).rowcount
@@ -292,17 +340,70 @@ class JobStore:
                result: Any, error: Optional[str], traceback: Optional[str],
                completed_at: datetime, messages: list[tuple[datetime, str]]) -> bool:
         """Write a final state; False (and nothing written) if the lease was lost."""
+        with self._transaction(single=not messages) as cursor:
+            return self._finish_in(cursor, job_id, owner, status=status, progress=progress,
+                                   total_steps=total_steps, result=result, error=error,
+                                   traceback=traceback, completed_at=completed_at, messages=messages)
+
+    def finish_and_claim(self, job_id: str, owner: str, token: str, lease_seconds: float,
+                         **final: Any) -> tuple[bool, Optional[JobRecord]]:
+        """Finish a job and claim the next; one transaction on SQLite, where that saves most."""
+        if self.is_postgresql:
+            if final["messages"]:
+                return self.finish(job_id, owner, **final), self.claim(owner, token, lease_seconds)
+            return self._finish_and_claim_postgresql(job_id, owner, token, lease_seconds, final)
+        with self._transaction() as cursor:
+            finished = self._finish_in(cursor, job_id, owner, **final)
+            return finished, self._claim_in(cursor, owner, token, lease_seconds)
+
+    def _finish_and_claim_postgresql(self, job_id: str, owner: str, token: str, lease_seconds: float,
+                                     final: dict[str, Any]) -> tuple[bool, Optional[JobRecord]]:
+        """Both in one statement, one round trip: the worker's whole cost per no-message job."""
+        now = utcnow_naive()
+        params = {"id": job_id, "owner": owner, "token": token, "running": RUNNING, "queued": QUEUED,
+                  "status": final["status"], "progress": final["progress"],
+                  "total_steps": final["total_steps"], "result_json": _to_json(final["result"]),
+                  "error": final["error"], "traceback": final["traceback"],
+                  "completed_at": final["completed_at"], "now": now,
+                  "lease_until": now + timedelta(seconds=lease_seconds)}
+        with self._transaction(single=True) as cursor:
+            row = self._execute(cursor, f"""WITH done AS (
+                    UPDATE job SET status = :status, progress = :progress, total_steps = :total_steps,
+                        result_json = :result_json, error = :error, traceback = :traceback,
+                        completed_at = :completed_at, owner = NULL, lease_until = NULL
+                    WHERE id = :id AND owner = :owner AND status = :running RETURNING id),
+                following AS (
+                    UPDATE job SET status = :running, owner = :owner, lease_until = :lease_until,
+                        attempts = attempts + 1, started_at = :now
+                    WHERE seq = (SELECT seq FROM job
+                                 WHERE status = :queued AND (pinned_to IS NULL OR pinned_to = :token)
+                                 ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)
+                    RETURNING {_SELECT_RECORD})
+                SELECT (SELECT count(*) FROM done), following.*
+                FROM (SELECT 1) AS one LEFT JOIN following ON true""", params).fetchone()
+        finished, claimed = row[0] == 1, row[1:]
+        return finished, (self._record(claimed) if claimed[0] is not None else None)
+
+    def _finish_in(self, cursor: Any, job_id: str, owner: str, *, status: str, progress: int,
+                   total_steps: int, result: Any, error: Optional[str], traceback: Optional[str],
+                   completed_at: datetime, messages: list[tuple[datetime, str]]) -> bool:
         params = {"id": job_id, "owner": owner, "running": RUNNING, "status": status,
                   "progress": progress, "total_steps": total_steps, "result_json": _to_json(result),
                   "error": error, "traceback": traceback, "completed_at": self._time(completed_at)}
-        with self._transaction() as cursor:
-            updated = self._execute(cursor, """UPDATE job SET status = :status, progress = :progress,
-                    total_steps = :total_steps, result_json = :result_json, error = :error,
-                    traceback = :traceback, completed_at = :completed_at, owner = NULL, lease_until = NULL
-                WHERE id = :id AND owner = :owner AND status = :running""", params).rowcount
-            if updated:
-                self._add_messages(cursor, job_id, messages)
+        updated = self._execute(cursor, """UPDATE job SET status = :status, progress = :progress,
+                total_steps = :total_steps, result_json = :result_json, error = :error,
+                traceback = :traceback, completed_at = :completed_at, owner = NULL, lease_until = NULL
+            WHERE id = :id AND owner = :owner AND status = :running""", params).rowcount
+        if updated:
+            self._add_messages(cursor, job_id, messages)
         return updated == 1
+
+    def give_back(self, job_id: str, owner: str) -> None:
+        """Return a claimed job this worker will not run (it is stopping) to the queue."""
+        with self._transaction(single=True) as cursor:
+            self._execute(cursor, """UPDATE job SET status = :queued, owner = NULL, lease_until = NULL,
+                    attempts = attempts - 1 WHERE id = :id AND owner = :owner AND status = :running""",
+                          {"queued": QUEUED, "running": RUNNING, "id": job_id, "owner": owner})
 
     def sweep(self) -> tuple[int, int]:
         """Requeue running jobs whose lease expired, or fail them when out of attempts."""
@@ -347,13 +448,13 @@ class JobStore:
         return records
 
     def get(self, job_id: str) -> Optional[JobRecord]:
-        with self._transaction() as cursor:
+        with self._transaction(write=False, single=True) as cursor:
             row = self._execute(cursor, f"SELECT {_SELECT_RECORD} FROM job WHERE id = :id",
                                 {"id": job_id}).fetchone()
             return self._with_messages(cursor, [self._record(row)])[0] if row else None
 
     def newest(self, limit: Optional[int] = None) -> list[JobRecord]:
-        with self._transaction() as cursor:
+        with self._transaction(write=False) as cursor:
             rows = self._execute(cursor, f"SELECT {_SELECT_RECORD} FROM job ORDER BY seq DESC"
                                  + (" LIMIT :limit" if limit is not None else ""), {"limit": limit})
             records = [self._record(row) for row in rows.fetchall()]
@@ -363,7 +464,7 @@ class JobStore:
             return records
 
     def count(self, status: str) -> int:
-        with self._transaction() as cursor:
+        with self._transaction(write=False, single=True) as cursor:
             return self._execute(cursor, "SELECT count(*) FROM job WHERE status = :status",
                                  {"status": status}).fetchone()[0]
 
