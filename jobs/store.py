@@ -172,7 +172,77 @@ _RECORD_COLUMNS = (
     "result_json", "error", "traceback", "created_at", "started_at", "completed_at", "owner",
     "lease_until", "attempts", "max_attempts",
 )
-_SELECT_RECORD = ", ".join(_RECORD_COLUMNS)
+# Every statement is a literal: parameters carry all values. The few that differ
+# between the two databases come in two spellings.
+_INSERT = """INSERT INTO job (id, name, func_path, args_json, pinned_to, status, progress, total_steps,
+        created_at, attempts, max_attempts)
+    VALUES (:id, :name, :func_path, :args_json, :pinned_to, :queued, 0, 100, :created_at, 0, :max_attempts)"""
+# PostgreSQL, one round trip: insert, and wake the listening workers on commit, but
+# only when no other job waits. While jobs wait, the workers are busy and each claims
+# its next job as it finishes one (a NOTIFY per job to every listening process would
+# cost more than the job). The statement's snapshot does not see its own new row.
+_INSERT_AND_NOTIFY = """WITH new_job AS (
+        INSERT INTO job (id, name, func_path, args_json, pinned_to, status, progress, total_steps,
+            created_at, attempts, max_attempts)
+        VALUES (:id, :name, :func_path, :args_json, :pinned_to, :queued, 0, 100, :created_at, 0,
+                :max_attempts)
+        RETURNING id)
+    SELECT pg_notify(:channel, id) FROM new_job
+    WHERE NOT EXISTS (SELECT 1 FROM job WHERE status = :queued)"""
+_CLAIM = {
+    "sqlite": """UPDATE job SET status = :running, owner = :owner, lease_until = :lease_until,
+            attempts = attempts + 1, started_at = :now
+        WHERE seq = (SELECT seq FROM job
+                     WHERE status = :queued AND (pinned_to IS NULL OR pinned_to = :token)
+                     ORDER BY seq LIMIT 1)
+        RETURNING seq, id, name, func_path, args_json, pinned_to, status, progress, total_steps,
+            result_json, error, traceback, created_at, started_at, completed_at, owner, lease_until,
+            attempts, max_attempts""",
+    "postgresql": """UPDATE job SET status = :running, owner = :owner, lease_until = :lease_until,
+            attempts = attempts + 1, started_at = :now
+        WHERE seq = (SELECT seq FROM job
+                     WHERE status = :queued AND (pinned_to IS NULL OR pinned_to = :token)
+                     ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)
+        RETURNING seq, id, name, func_path, args_json, pinned_to, status, progress, total_steps,
+            result_json, error, traceback, created_at, started_at, completed_at, owner, lease_until,
+            attempts, max_attempts""",
+}
+# PostgreSQL, one round trip for a worker's whole turn: finish a job, claim the next.
+_FINISH_AND_CLAIM = """WITH done AS (
+        UPDATE job SET status = :status, progress = :progress, total_steps = :total_steps,
+            result_json = :result_json, error = :error, traceback = :traceback,
+            completed_at = :completed_at, owner = NULL, lease_until = NULL
+        WHERE id = :id AND owner = :owner AND status = :running RETURNING id),
+    following AS (
+        UPDATE job SET status = :running, owner = :owner, lease_until = :lease_until,
+            attempts = attempts + 1, started_at = :now
+        WHERE seq = (SELECT seq FROM job
+                     WHERE status = :queued AND (pinned_to IS NULL OR pinned_to = :token)
+                     ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)
+        RETURNING seq, id, name, func_path, args_json, pinned_to, status, progress, total_steps,
+            result_json, error, traceback, created_at, started_at, completed_at, owner, lease_until,
+            attempts, max_attempts)
+    SELECT (SELECT count(*) FROM done), following.*
+    FROM (SELECT 1) AS one LEFT JOIN following ON true"""
+_EXPIRED = {
+    "sqlite": "SELECT id, attempts, max_attempts FROM job WHERE status = :running AND lease_until < :now",
+    "postgresql": """SELECT id, attempts, max_attempts FROM job WHERE status = :running AND lease_until < :now
+        FOR UPDATE SKIP LOCKED""",
+}
+_SELECT_ONE = """SELECT seq, id, name, func_path, args_json, pinned_to, status, progress, total_steps,
+        result_json, error, traceback, created_at, started_at, completed_at, owner, lease_until,
+        attempts, max_attempts
+    FROM job WHERE id = :id"""
+_MESSAGES_OF_ONE = "SELECT job_id, timestamp, message FROM job_message WHERE job_id = :id ORDER BY seq"
+_SELECT_NEWEST = """SELECT seq, id, name, func_path, args_json, pinned_to, status, progress, total_steps,
+        result_json, error, traceback, created_at, started_at, completed_at, owner, lease_until,
+        attempts, max_attempts
+    FROM job ORDER BY seq DESC LIMIT :limit"""
+_MESSAGES_OF_NEWEST = """SELECT job_id, timestamp, message FROM job_message
+    WHERE job_id IN (SELECT id FROM job ORDER BY seq DESC LIMIT :limit) ORDER BY seq"""
+_DELETE_OLD_MESSAGES = """DELETE FROM job_message WHERE job_id IN (
+    SELECT id FROM job WHERE status IN (:completed, :failed) AND completed_at < :cutoff)"""
+_DELETE_OLD_JOBS = "DELETE FROM job WHERE status IN (:completed, :failed) AND completed_at < :cutoff"
 _DATETIMES = {"created_at", "started_at", "completed_at", "lease_until"}
 
 
@@ -285,22 +355,10 @@ class JobStore:
             "args_json": record.args_json, "pinned_to": record.pinned_to, "queued": QUEUED,
             "created_at": self._time(record.created_at), "max_attempts": record.max_attempts,
         }
-        insert = """INSERT INTO job (id, name, func_path, args_json, pinned_to, status, progress,
-                total_steps, created_at, attempts, max_attempts)
-            VALUES (:id, :name, :func_path, :args_json, :pinned_to, :queued, 0, 100, :created_at, 0,
-                    :max_attempts)"""
         if self.is_postgresql:
-            # One round trip: insert, and wake the listening workers on commit, but only
-            # when no other job waits. While jobs wait, the workers are busy and each
-            # claims its next job as it finishes one (a NOTIFY per job to every
-            # listening process would cost more than the job); the statement's
-            # snapshot does not see its own new row.
-            insert = f"""WITH new_job AS ({insert} RETURNING id)
-                SELECT pg_notify(:channel, id) FROM new_job
-                WHERE NOT EXISTS (SELECT 1 FROM job WHERE status = :queued)"""
             params["channel"] = NOTIFY_CHANNEL
         with self._transaction(single=True) as cursor:
-            self._execute(cursor, insert, params)
+            self._execute(cursor, _INSERT_AND_NOTIFY if self.is_postgresql else _INSERT, params)
 
     # -- worker side: claim, heartbeat, finish ----------------------------------
 
@@ -311,15 +369,9 @@ class JobStore:
 
     def _claim_in(self, cursor: Any, owner: str, process_token: str, lease_seconds: float) -> Optional[JobRecord]:
         now = utcnow_naive()
-        lock = "FOR UPDATE SKIP LOCKED" if self.is_postgresql else ""
         params = {"running": RUNNING, "queued": QUEUED, "owner": owner, "token": process_token,
                   "now": self._time(now), "lease_until": self._time(now + timedelta(seconds=lease_seconds))}
-        row = self._execute(cursor, f"""UPDATE job SET status = :running, owner = :owner,
-                lease_until = :lease_until, attempts = attempts + 1, started_at = :now
-            WHERE seq = (SELECT seq FROM job
-                         WHERE status = :queued AND (pinned_to IS NULL OR pinned_to = :token)
-                         ORDER BY seq LIMIT 1 {lock})
-            RETURNING {_SELECT_RECORD}""", params).fetchone()
+        row = self._execute(cursor, _CLAIM[self.engine.dialect.name], params).fetchone()
         return self._record(row) if row is not None else None
 
     def heartbeat(self, job_id: str, owner: str, lease_seconds: float, progress: int, total_steps: int,
@@ -367,20 +419,7 @@ class JobStore:
                   "completed_at": final["completed_at"], "now": now,
                   "lease_until": now + timedelta(seconds=lease_seconds)}
         with self._transaction(single=True) as cursor:
-            row = self._execute(cursor, f"""WITH done AS (
-                    UPDATE job SET status = :status, progress = :progress, total_steps = :total_steps,
-                        result_json = :result_json, error = :error, traceback = :traceback,
-                        completed_at = :completed_at, owner = NULL, lease_until = NULL
-                    WHERE id = :id AND owner = :owner AND status = :running RETURNING id),
-                following AS (
-                    UPDATE job SET status = :running, owner = :owner, lease_until = :lease_until,
-                        attempts = attempts + 1, started_at = :now
-                    WHERE seq = (SELECT seq FROM job
-                                 WHERE status = :queued AND (pinned_to IS NULL OR pinned_to = :token)
-                                 ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)
-                    RETURNING {_SELECT_RECORD})
-                SELECT (SELECT count(*) FROM done), following.*
-                FROM (SELECT 1) AS one LEFT JOIN following ON true""", params).fetchone()
+            row = self._execute(cursor, _FINISH_AND_CLAIM, params).fetchone()
         finished, claimed = row[0] == 1, row[1:]
         return finished, (self._record(claimed) if claimed[0] is not None else None)
 
@@ -409,11 +448,9 @@ class JobStore:
         """Requeue running jobs whose lease expired, or fail them when out of attempts."""
         now = utcnow_naive()
         params = {"running": RUNNING, "now": self._time(now)}
-        lock = "FOR UPDATE SKIP LOCKED" if self.is_postgresql else ""
         requeued = failed = 0
         with self._transaction() as cursor:
-            expired = self._execute(cursor, f"""SELECT id, attempts, max_attempts FROM job
-                WHERE status = :running AND lease_until < :now {lock}""", params).fetchall()
+            expired = self._execute(cursor, _EXPIRED[self.engine.dialect.name], params).fetchall()
             for job_id, attempts, max_attempts in expired:
                 if attempts < max_attempts:
                     self._execute(cursor, """UPDATE job SET status = :queued, owner = NULL,
@@ -434,34 +471,30 @@ class JobStore:
 
     # -- reads ----------------------------------------------------------------
 
-    def _with_messages(self, cursor: Any, records: list[JobRecord]) -> list[JobRecord]:
-        if records:
-            by_id = {record.id: record for record in records}
-            marks = ", ".join(f":id{index}" for index in range(len(by_id)))
-            params = {f"id{index}": job_id for index, job_id in enumerate(by_id)}
-            rows = self._execute(cursor, f"""SELECT job_id, timestamp, message FROM job_message
-                WHERE job_id IN ({marks}) ORDER BY seq""", params)
-            for job_id, timestamp, message in rows.fetchall():
+    def _attach_messages(self, rows: list[Any], records: list[JobRecord]) -> list[JobRecord]:
+        by_id = {record.id: record for record in records}
+        for job_id, timestamp, message in rows:
+            if job_id in by_id:
                 if isinstance(timestamp, str):
                     timestamp = datetime.fromisoformat(timestamp)
                 by_id[job_id].messages.append((timestamp, message))
         return records
 
     def get(self, job_id: str) -> Optional[JobRecord]:
-        with self._transaction(write=False, single=True) as cursor:
-            row = self._execute(cursor, f"SELECT {_SELECT_RECORD} FROM job WHERE id = :id",
-                                {"id": job_id}).fetchone()
-            return self._with_messages(cursor, [self._record(row)])[0] if row else None
+        with self._transaction(write=False) as cursor:
+            row = self._execute(cursor, _SELECT_ONE, {"id": job_id}).fetchone()
+            if row is None:
+                return None
+            messages = self._execute(cursor, _MESSAGES_OF_ONE, {"id": job_id}).fetchall()
+        return self._attach_messages(messages, [self._record(row)])[0]
 
     def newest(self, limit: Optional[int] = None) -> list[JobRecord]:
+        """The newest jobs with their messages, all of them without ``limit``."""
+        params = {"limit": limit if limit is not None else 2**62}
         with self._transaction(write=False) as cursor:
-            rows = self._execute(cursor, f"SELECT {_SELECT_RECORD} FROM job ORDER BY seq DESC"
-                                 + (" LIMIT :limit" if limit is not None else ""), {"limit": limit})
-            records = [self._record(row) for row in rows.fetchall()]
-            # messages in chunks: SQLite allows a limited number of parameters
-            for start in range(0, len(records), 500):
-                self._with_messages(cursor, records[start:start + 500])
-            return records
+            rows = self._execute(cursor, _SELECT_NEWEST, params).fetchall()
+            messages = self._execute(cursor, _MESSAGES_OF_NEWEST, params).fetchall()
+        return self._attach_messages(messages, [self._record(row) for row in rows])
 
     def count(self, status: str) -> int:
         with self._transaction(write=False, single=True) as cursor:
@@ -472,15 +505,14 @@ class JobStore:
 
     def update_fields(self, job_id: str, values: dict[str, Any]) -> None:
         """Set fields of a job directly (an operator's or a test's override)."""
+        values = dict(values)
         if "result" in values:
-            values = {**values, "result_json": _to_json(values.pop("result"))}
+            values["result_json"] = _to_json(values.pop("result"))
         unknown = set(values) - set(_RECORD_COLUMNS)
         if unknown:
             raise ValueError(f"unknown job fields: {sorted(unknown)}")
-        params = {name: self._time(value) if name in _DATETIMES else value for name, value in values.items()}
-        assignments = ", ".join(f"{name} = :{name}" for name in params)
-        with self._transaction() as cursor:
-            self._execute(cursor, f"UPDATE job SET {assignments} WHERE id = :job_id", {**params, "job_id": job_id})
+        with self._writer if not self.is_postgresql else nullcontext(), self.engine.begin() as conn:
+            conn.execute(job_table.update().where(job_table.c.id == job_id).values(**values))
 
     def add_message(self, job_id: str, timestamp: datetime, message: str) -> None:
         with self._transaction() as cursor:
@@ -489,7 +521,6 @@ class JobStore:
     def delete_finished_before(self, cutoff: datetime) -> int:
         """Delete finished jobs completed before ``cutoff`` and their messages."""
         params = {"completed": COMPLETED, "failed": FAILED, "cutoff": self._time(cutoff)}
-        old = "status IN (:completed, :failed) AND completed_at < :cutoff"
         with self._transaction() as cursor:
-            self._execute(cursor, f"DELETE FROM job_message WHERE job_id IN (SELECT id FROM job WHERE {old})", params)
-            return self._execute(cursor, f"DELETE FROM job WHERE {old}", params).rowcount
+            self._execute(cursor, _DELETE_OLD_MESSAGES, params)
+            return self._execute(cursor, _DELETE_OLD_JOBS, params).rowcount

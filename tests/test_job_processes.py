@@ -136,6 +136,7 @@ def test_a_killed_worker_s_job_is_requeued_and_completed(make_app, database_url,
         job = job_queue.get_job(job_id)
         assert job.status is JobStatus.COMPLETED and job.result == second.pid
         assert any("neu eingereiht (Versuch 2 von 3)" in m["message"] for m in job.messages)
+    print(f"requeued {requeue_delay:.2f} s after kill -9 (lease {lease} s)")
     # a lease of 2 s, a sweep every lease/4 and a fresh process starting: well under 3 leases
     assert requeue_delay < 3 * lease + 3, requeue_delay
 
