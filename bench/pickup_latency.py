@@ -10,9 +10,10 @@ What is measured
     idle and waiting again, then enqueue the next one.
 
 Which implementations
-    * ``JobQueue`` - the project's extension (``job_queue.py``), whose worker
-      blocks on a ``threading.Condition`` and is woken by ``notify()`` in
-      ``enqueue``.
+    * ``JobQueue`` - the project's extension (``job_queue.py``), on a SQLite
+      file: ``enqueue`` inserts the job and wakes the worker, which blocks on
+      a ``threading.Condition``, at once; the worker then claims it from the
+      database.
     * ``seed-style`` - a worker written here the way the original
       specification described it: a daemon thread that polls a list under a
       lock and sleeps 100 ms whenever the list is empty.
@@ -38,8 +39,10 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import shutil
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -133,9 +136,11 @@ def _idle_gap(rng: random.Random) -> None:
 
 
 def measure_job_queue(jobs: int, rng: random.Random) -> list[float]:
-    """Return the pickup latencies (seconds) of ``jobs`` jobs on ``JobQueue``."""
+    """Return the pickup latencies (seconds) of ``jobs`` jobs on ``JobQueue`` (SQLite-backed)."""
+    folder = tempfile.mkdtemp()
     app = flask.Flask("bench")
     app.config["JOBS_AUTOSTART"] = True
+    app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{folder}/pickup.sqlite"
     queue = JobQueue(app)
     latencies: list[float] = []
     with app.app_context():
@@ -154,6 +159,7 @@ def measure_job_queue(jobs: int, rng: random.Random) -> list[float]:
                 latencies.append(started - enqueued)
         finally:
             queue.stop()
+            shutil.rmtree(folder, ignore_errors=True)
     return latencies
 
 
