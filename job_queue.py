@@ -350,6 +350,8 @@ class _QueueState:
     listener: Optional[threading.Thread] = None
     stopping: bool = False
     wakeups: int = 0
+    # The housekeeper's own alarm, so an enqueue wakes only the workers.
+    housekeeper_alarm: threading.Event = field(default_factory=threading.Event)
 
     def config(self, key: str) -> Any:
         return self.app.config[key]
@@ -471,6 +473,7 @@ class JobQueue:
                 return True
             state.stopping = True
             state.condition.notify_all()
+        state.housekeeper_alarm.set()
         deadline = None if timeout is None else utcnow() + timedelta(seconds=timeout)
         for thread in threads:
             remaining = None if deadline is None else max(0.0, (deadline - utcnow()).total_seconds())
@@ -589,7 +592,8 @@ class JobQueue:
             with state.condition:
                 if state.stopping and not state.running:
                     return
-                state.condition.wait(flush_every)
+            state.housekeeper_alarm.wait(flush_every)
+            state.housekeeper_alarm.clear()
             now = time.monotonic()
             for job in list(state.running.values()):
                 if job._dirty or now - job._last_write >= lease / 3:
