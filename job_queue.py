@@ -263,7 +263,14 @@ class Job:
                 self._pending.clear()
                 object.__setattr__(self, "_dirty", False)
                 progress, total = self._record.progress, self._record.total_steps
-            if not self._state.store.heartbeat(self.id, self._owner, lease_seconds, progress, total, pending):
+            try:
+                written = self._state.store.heartbeat(self.id, self._owner, lease_seconds, progress, total, pending)
+            except Exception:
+                with self._lock:  # keep the messages for the next try
+                    self._pending[:0] = pending
+                    object.__setattr__(self, "_dirty", True)
+                raise
+            if not written:
                 object.__setattr__(self, "_lost", True)
                 log.warning("job %s: lease lost; this worker's writes are ignored from now on", self.id)
 
@@ -290,10 +297,19 @@ class Job:
                          result=record.result, error=record.error, traceback=record.traceback,
                          completed_at=now, messages=[] if self._lost else pending)
             store = self._state.store
-            if claim_next is None:
-                finished, following = (False if self._lost else store.finish(self.id, self._owner, **final)), None
-            else:
-                finished, following = store.finish_and_claim(self.id, self._owner, *claim_next, **final)
+            for attempt in range(1, 4):  # the outcome matters: ride out a short database hiccup
+                try:
+                    if claim_next is None:
+                        finished = False if self._lost else store.finish(self.id, self._owner, **final)
+                        following = None
+                    else:
+                        finished, following = store.finish_and_claim(self.id, self._owner, *claim_next, **final)
+                    break
+                except Exception:
+                    if attempt == 3:
+                        raise
+                    log.warning("job %s: final write failed (attempt %d), retrying", self.id, attempt)
+                    time.sleep(0.5 * attempt)
         if not finished and not self._lost:
             log.warning("job %s: lease lost before it finished; its outcome was not written", self.id)
         return following
@@ -490,7 +506,7 @@ class JobQueue:
     def run_pending(self) -> int:
         """Run every queued job this process may run, in the calling thread; return how many."""
         state = self._state()
-        owner = f"{state.token}-sync"
+        owner = f"{state.token}-sync-{uuid.uuid4().hex[:6]}"
         ran = 0
         while (record := state.store.claim(owner, state.token, state.config("JOBS_LEASE_SECONDS"))) is not None:
             self._execute(state, record, owner)
@@ -552,7 +568,17 @@ class JobQueue:
             if record is None:
                 self._wait_for_work(state, seen, state.config("JOBS_POLL_INTERVAL"))
                 continue
-            record = self._execute(state, record, owner, claim_next=True)
+            with state.condition:
+                stopping = state.stopping
+            if stopping:  # stop() came while we claimed: the job goes back, unrun
+                state.store.give_back(record.id, owner)
+                return
+            try:
+                record = self._execute(state, record, owner, claim_next=True)
+            except Exception:  # e.g. the database was away for the final write
+                log.exception("job worker %s: could not finish a job; it is requeued when its lease ends",
+                              owner)
+                record = None
 
     def _execute(self, state: _QueueState, record: JobRecord, owner: str,
                  claim_next: bool = False) -> Optional[JobRecord]:
@@ -570,7 +596,8 @@ class JobQueue:
             func, args, kwargs = call
             with state.app.app_context():
                 result = func(job, *args, **kwargs)
-        except Exception as exc:  # the worker must survive every job
+            json.dumps(result, default=str)  # a result the database cannot hold fails the job
+        except BaseException as exc:  # the worker must survive every job, even SystemExit
             log.exception("job %s (%s) failed", record.id, record.name)
             return job._finish(job_store.FAILED, exc=exc, claim_next=claim)
         else:
@@ -590,7 +617,7 @@ class JobQueue:
         next_sweep = time.monotonic()
         while True:
             with state.condition:
-                if state.stopping and not state.running:
+                if state.stopping and not state.running and not any(w.is_alive() for w in state.workers):
                     return
             state.housekeeper_alarm.wait(flush_every)
             state.housekeeper_alarm.clear()

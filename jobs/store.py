@@ -117,7 +117,7 @@ def make_engine(url: str, durable_commit: bool = False) -> Engine:
     """
     if not url.startswith("sqlite"):
         # Each transaction commits or rolls back itself: no reset round trip on
-        # check-in. A dropped connection fails one call and is replaced.
+        # check-in. A broken connection fails one call and is discarded (_transaction).
         engine = sa.create_engine(url, pool_size=10, max_overflow=20, pool_reset_on_return=None)
 
         @sa.event.listens_for(engine, "connect")
@@ -162,6 +162,10 @@ def configure_sqlite_engine(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _is_broken(connection: Any) -> bool:
+    return bool(connection.closed or getattr(connection, "broken", False))
+
+
 def _to_json(value: Any) -> Optional[str]:
     return None if value is None else json.dumps(value, default=str, ensure_ascii=False)
 
@@ -188,7 +192,7 @@ _INSERT_AND_NOTIFY = """WITH new_job AS (
                 :max_attempts)
         RETURNING id)
     SELECT pg_notify(:channel, id) FROM new_job
-    WHERE NOT EXISTS (SELECT 1 FROM job WHERE status = :queued)"""
+    WHERE NOT EXISTS (SELECT 1 FROM job WHERE status = :queued AND pinned_to IS NULL)"""
 _CLAIM = {
     "sqlite": """UPDATE job SET status = :running, owner = :owner, lease_until = :lease_until,
             attempts = attempts + 1, started_at = :now
@@ -322,11 +326,14 @@ class JobStore:
             if not single:
                 cursor.execute("COMMIT")
         except BaseException:
-            if not single and not connection.driver_connection.closed:
+            if not single and not _is_broken(connection.driver_connection):
                 cursor.execute("ROLLBACK")
             raise
         finally:
-            connection.close()  # back to the pool
+            if _is_broken(connection.driver_connection):
+                connection.invalidate()  # the server went away: never hand this one out again
+            else:
+                connection.close()  # back to the pool
 
     def _execute(self, cursor: Any, statement: str, params: Optional[dict] = None) -> Any:
         return cursor.execute(self._sql(statement), params or {})

@@ -124,9 +124,11 @@ def bearer_token() -> Optional[str]:
     if header is None:
         return None
     scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        return ""  # present but not a bearer token: never valid
-    return value.strip()
+    if scheme.lower() != "bearer":
+        # Basic credentials a browser attaches by itself (behind a password-protected
+        # proxy) are no API token: such a request stays a browser request, CSRF included.
+        return None
+    return value.strip()  # "" is a bearer header without a token: never valid
 
 
 # -- answers --------------------------------------------------------------------
