@@ -88,6 +88,14 @@ def _iso(moment: Optional[datetime]) -> Optional[str]:
     return _aware(moment).isoformat() if moment is not None else None
 
 
+def _message_dicts(record: JobRecord) -> list[dict[str, Optional[str]]]:
+    return [{"timestamp": _iso(ts), "message": text} for ts, text in record.messages]
+
+
+def _percent(record: JobRecord) -> int:
+    return int(record.progress * 100 // record.total_steps)
+
+
 _TIMESTAMPS = ("created_at", "started_at", "completed_at")
 _WRITABLE = ("status", "progress", "total_steps", "result", "error", "traceback") + _TIMESTAMPS
 _READABLE = _WRITABLE + ("messages", "attempts", "max_attempts", "owner", "lease_until")
@@ -181,7 +189,7 @@ class Job:
                 if name == "status":
                     return JobStatus(record.status)
                 if name == "messages":
-                    return [{"timestamp": _iso(ts), "message": text} for ts, text in record.messages]
+                    return _message_dicts(record)
                 value = getattr(record, name)
                 return _aware(value) if name in _TIMESTAMPS or name == "lease_until" else value
         raise AttributeError(name)
@@ -195,9 +203,10 @@ class Job:
             setattr(self._record, name, stored)
             return
         self._state.store.update_fields(self.id, {name: stored})
+        setattr(self._record, name, stored)
         runner = self._state.running.get(self.id)
-        for record in {id(r): r for r in (self._record, runner._record if runner else None) if r}.values():
-            setattr(record, name, stored)
+        if runner is not None:  # the copy this process runs reads from memory
+            setattr(runner._record, name, stored)
 
     # -- called by the job function -------------------------------------------------
 
@@ -229,8 +238,7 @@ class Job:
 
     def get_progress_percent(self) -> int:
         """Return progress as a whole percentage (0..100)."""
-        record = self._current()
-        return int(record.progress * 100 // record.total_steps)
+        return _percent(self._current())
 
     def to_dict(self) -> dict[str, Any]:
         """Return the seed's JSON shape as one consistent snapshot."""
@@ -241,9 +249,9 @@ class Job:
                 "id": record.id,
                 "status": record.status,
                 "progress": record.progress,
-                "progress_percent": int(record.progress * 100 // record.total_steps),
+                "progress_percent": _percent(record),
                 "total_steps": record.total_steps,
-                "messages": [{"timestamp": _iso(ts), "message": text} for ts, text in record.messages],
+                "messages": _message_dicts(record),
                 "error": record.error,
                 "result": record.result,
                 "created_at": _iso(record.created_at),
@@ -372,6 +380,12 @@ class _QueueState:
     def config(self, key: str) -> Any:
         return self.app.config[key]
 
+    def wake_workers(self) -> None:
+        """Tell waiting workers there may be work (a new job, a requeued one)."""
+        with self.condition:
+            self.wakeups += 1
+            self.condition.notify_all()
+
 
 class JobQueue:
     """Flask extension running enqueued callables on background workers."""
@@ -450,11 +464,7 @@ class JobQueue:
         if not portable:
             state.local_calls[record.id] = (func, args, kwargs)
         state.store.insert(record)
-        with state.condition:
-            state.wakeups += 1
-            # notify_all: the housekeeper waits on the same condition and must
-            # not swallow the wake-up meant for a worker.
-            state.condition.notify_all()
+        state.wake_workers()
         if state.config("JOBS_AUTOSTART") and state.config("JOBS_RUN_IN_WEB"):
             self._start(state)
         return record.id
@@ -490,10 +500,9 @@ class JobQueue:
             state.stopping = True
             state.condition.notify_all()
         state.housekeeper_alarm.set()
-        deadline = None if timeout is None else utcnow() + timedelta(seconds=timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
         for thread in threads:
-            remaining = None if deadline is None else max(0.0, (deadline - utcnow()).total_seconds())
-            thread.join(remaining)
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return not any(thread.is_alive() for thread in threads)
 
     def clear_old_jobs(self, max_age_hours: float = 24) -> int:
@@ -557,28 +566,24 @@ class JobQueue:
             with state.condition:
                 stopping, seen = state.stopping, state.wakeups
             if stopping:
-                if record is not None:  # claimed together with the last finish: not ours to run
+                if record is not None:  # claimed, but stop() came first: back to the queue, unrun
                     state.store.give_back(record.id, owner)
                 return
-            if record is None:
+            if record is not None:
                 try:
-                    record = state.store.claim(owner, state.token, lease)
-                except Exception:  # the database may be away for a moment; keep the worker
-                    log.exception("job worker %s could not claim a job", owner)
+                    record = self._execute(state, record, owner, claim_next=True)
+                except Exception:  # e.g. the database was away for the final write
+                    log.exception("job worker %s: could not finish a job; it is requeued when its lease ends",
+                                  owner)
+                    record = None
+                continue
+            try:
+                record = state.store.claim(owner, state.token, lease)
+            except Exception:  # the database may be away for a moment; keep the worker
+                log.exception("job worker %s could not claim a job", owner)
             if record is None:
                 self._wait_for_work(state, seen, state.config("JOBS_POLL_INTERVAL"))
-                continue
-            with state.condition:
-                stopping = state.stopping
-            if stopping:  # stop() came while we claimed: the job goes back, unrun
-                state.store.give_back(record.id, owner)
-                return
-            try:
-                record = self._execute(state, record, owner, claim_next=True)
-            except Exception:  # e.g. the database was away for the final write
-                log.exception("job worker %s: could not finish a job; it is requeued when its lease ends",
-                              owner)
-                record = None
+            # with a job: back to the top, where a stop that came meanwhile is seen
 
     def _execute(self, state: _QueueState, record: JobRecord, owner: str,
                  claim_next: bool = False) -> Optional[JobRecord]:
@@ -633,9 +638,7 @@ class JobQueue:
                 next_sweep = now + sweep_every
                 try:
                     if any(state.store.sweep()):
-                        with state.condition:
-                            state.wakeups += 1
-                            state.condition.notify_all()
+                        state.wake_workers()
                 except Exception:
                     log.exception("job sweep failed")
 
@@ -653,9 +656,7 @@ class JobQueue:
                             if state.stopping:
                                 return
                         for _ in conn.notifies(timeout=1.0, stop_after=1):
-                            with state.condition:
-                                state.wakeups += 1
-                                state.condition.notify_all()
+                            state.wake_workers()
             except psycopg.Error:
                 log.exception("job listener lost its PostgreSQL connection; reconnecting")
                 with state.condition:

@@ -149,17 +149,20 @@ def configure_sqlite_engine(engine: Engine) -> None:
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
+        _prepare_sqlite(dbapi_connection)
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get("sqlite_immediate")
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _prepare_sqlite(connection: sqlite3.Connection) -> None:
+    """WAL, fsync only at checkpoints, wait up to 30 s for the write lock; BEGIN is ours to issue."""
+    connection.isolation_level = None
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA busy_timeout=30000")
 
 
 def _is_broken(connection: Any) -> bool:
@@ -287,11 +290,8 @@ class JobStore:
         """This thread's own connection: no pool check-out per statement on SQLite."""
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            connection = sqlite3.connect(self.engine.url.database, timeout=30, isolation_level=None,
-                                         check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA busy_timeout=30000")
+            connection = sqlite3.connect(self.engine.url.database, timeout=30, check_same_thread=False)
+            _prepare_sqlite(connection)
             self._local.connection = connection
         return connection
 

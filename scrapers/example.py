@@ -101,6 +101,6 @@ def scrape_example(job: Job) -> dict[str, int]:
             job.set_progress(min(page.number, page.total_pages) * FETCH_SHARE // max(page.total_pages, 1), 100)
             page_url = page.next_url if page.next_url not in visited else None
         complete = page_url is None and page.number == page.total_pages
-        result = store_and_report(job, run, offers, complete)
+        result = store_and_report(job, run, offers, complete, source.is_sample)
     # The Example's contract (the seed's) is just these two counts.
     return {"added": result["added"], "updated": result["updated"]}

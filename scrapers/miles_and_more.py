@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
 from datetime import datetime
 from typing import Any, Optional
 from urllib.parse import urlsplit
@@ -208,7 +207,7 @@ def scrape_miles_and_more(job: Job) -> dict[str, int]:
                 if offer is None:
                     hidden += 1
                 else:
-                    offers.append(replace(offer, is_sample=source.is_sample))
+                    offers.append(offer)
             job.set_progress(done, total + 1)
             if done % report_every == 0 or done == total:
                 job.add_message(f"{done} von {total} Partnerseiten geladen")
@@ -221,4 +220,4 @@ def scrape_miles_and_more(job: Job) -> dict[str, int]:
         complete = not failures
         if not complete:
             job.add_message(f"{len(failures)} Seiten fehlen: Lauf unvollständig, es wird nichts deaktiviert")
-        return store_and_report(job, run, offers, complete)
+        return store_and_report(job, run, offers, complete, source.is_sample)

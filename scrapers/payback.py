@@ -147,7 +147,6 @@ def scrape_payback(job: Job) -> dict[str, int]:
                 pages = max(1, math.ceil(total / page_size))
                 job.add_message(f"Katalog meldet {total} Shops auf {pages} Seiten")
             for offer in page.offers:
-                offer.is_sample = source.is_sample
                 offers[offer.external_id] = offer
             job.add_message(f"Seite {page_no} von {pages} geladen: {len(offers)} von {total} Shops")
             job.set_progress(page_no, pages + 1)
@@ -159,5 +158,5 @@ def scrape_payback(job: Job) -> dict[str, int]:
             job.add_message(
                 f"Nur {len(offers)} von {total} Shops erhalten: es wird nichts deaktiviert"
             )
-        result = store_and_report(job, run, list(offers.values()), complete)
+        result = store_and_report(job, run, list(offers.values()), complete, source.is_sample)
     return result

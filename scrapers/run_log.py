@@ -38,16 +38,19 @@ def scrape_run(scraper: str, job: Job) -> Iterator[ScrapeRun]:
     db.session.commit()
 
 
-def store_and_report(job: Job, run: ScrapeRun, offers: list[Offer], complete: bool) -> dict[str, int]:
+def store_and_report(
+    job: Job, run: ScrapeRun, offers: list[Offer], complete: bool, is_sample: bool
+) -> dict[str, int]:
     """Write a run's offers, report the counts on the job and the log; return them.
 
-    ``run.scraper`` names the programme. An incomplete run deactivates nothing.
+    ``run.scraper`` names the programme. An incomplete run deactivates nothing;
+    ``is_sample`` marks the shops as bundled sample data.
     """
     unparsed = sum(offer.unparsed_rates for offer in offers)
     if unparsed:
         job.add_message(f"{unparsed} Prämiensätze nicht erkannt: Originaltext gespeichert")
     job.add_message(f"Registriere {len(offers)} Shops in der Datenbank...")
-    stored = store_offers(run.scraper, offers, complete=complete)
+    stored = store_offers(run.scraper, offers, complete=complete, is_sample=is_sample)
     run.added, run.updated = stored.added, stored.updated
     run.message = (
         f"{len(offers)} Shops gelesen, {stored.deactivated} deaktiviert, "

@@ -46,7 +46,6 @@ class Offer:
     slug: Optional[str] = None
     detail_url: Optional[str] = None
     logo_url: Optional[str] = None
-    is_sample: bool = False
     domains: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
     rates: list[OfferRate] = field(default_factory=list)
@@ -65,7 +64,7 @@ class StoreResult:
     deactivated: int = 0
 
 
-_SHOP_FIELDS = ("name", "slug", "detail_url", "logo_url", "domains", "categories", "is_sample")
+_SHOP_FIELDS = ("name", "slug", "detail_url", "logo_url", "domains", "categories")
 
 
 def _rate_identity(rate: Rate) -> tuple:
@@ -102,11 +101,14 @@ def _sync_rates(shop: Shop, offer: Offer, now: datetime) -> bool:
     return changed
 
 
-def store_offers(programme_slug: str, offers: Iterable[Offer], complete: bool) -> StoreResult:
+def store_offers(
+    programme_slug: str, offers: Iterable[Offer], complete: bool, is_sample: bool = False
+) -> StoreResult:
     """Upsert ``offers`` of one programme and commit.
 
     ``complete`` says the offers are the programme's whole catalogue: only
     then are shops missing from it marked inactive (never deleted).
+    ``is_sample`` says they came from a bundled sample, not the live site.
     """
     begin_write()
     programme = db.session.scalar(sa.select(Programme).where(Programme.slug == programme_slug))
@@ -127,15 +129,16 @@ def store_offers(programme_slug: str, offers: Iterable[Offer], complete: bool) -
         seen.add(offer.external_id)
         shop = shops.get(offer.external_id)
         if shop is None:
-            shop = Shop(programme=programme, external_id=offer.external_id, first_seen=now)
+            shop = Shop(programme=programme, external_id=offer.external_id, first_seen=now,
+                        is_sample=is_sample)
             for name in _SHOP_FIELDS:
                 setattr(shop, name, getattr(offer, name))
             shop.rates = [_new_rate(rate, now) for rate in offer.rates]
             db.session.add(shop)
             result.added += 1
         else:
-            changed = not shop.active
-            shop.active = True
+            changed = not shop.active or shop.is_sample != is_sample
+            shop.active, shop.is_sample = True, is_sample
             for name in _SHOP_FIELDS:
                 if getattr(shop, name) != getattr(offer, name):
                     setattr(shop, name, getattr(offer, name))

@@ -39,7 +39,8 @@ def _active_shops() -> list[Shop]:
 def index() -> str:
     """Search shops and show every programme's current offer, best first."""
     query = request.args.get("q", "").strip()[:MAX_QUERY_LENGTH]
-    comparisons = compare_shops(_active_shops(), euro_values(), utcnow_naive())
+    values = euro_values()
+    comparisons = compare_shops(_active_shops(), values, utcnow_naive())
     if query:
         comparisons = [comparison for comparison in comparisons if matches_query(comparison, query)]
     programmes = db.session.scalars(sa.select(Programme).order_by(Programme.id)).all()
@@ -48,7 +49,7 @@ def index() -> str:
         comparisons=comparisons,
         query=query,
         programmes=programmes,
-        euro_values=euro_values(),
+        euro_values=values,
         any_sample=any(o.shop.is_sample or o.programme.is_sample for c in comparisons for o in c.offers),
     )
 
@@ -59,16 +60,16 @@ def shop(shop_id: int) -> str:
     wanted = db.session.get(Shop, shop_id)
     if wanted is None:
         abort(404)
-    now = utcnow_naive()
+    now, values = utcnow_naive(), euro_values()
     shops = _active_shops() if wanted.active else _active_shops() + [wanted]
     comparison = next(
-        c for c in compare_shops(shops, euro_values(), now) if any(o.shop.id == shop_id for o in c.offers)
+        c for c in compare_shops(shops, values, now) if any(o.shop.id == shop_id for o in c.offers)
     )
     return render_template(
         "shop.html",
         comparison=comparison,
-        chart=history_chart(comparison.offers, euro_values(), now),
-        euro_values=euro_values(),
+        chart=history_chart(comparison.offers, values, now),
+        euro_values=values,
     )
 
 
