@@ -9,19 +9,30 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import click
-from flask import Flask, jsonify, request
+from flask import Flask, request
+from flask_migrate import Migrate
 from werkzeug.exceptions import HTTPException
 
+from database import MIGRATIONS_DIR, SchemaError, configure_sqlite_engine, upgrade_schema
 from job_queue import DEFAULT_CONFIG as JOB_DEFAULTS
 from job_queue import job_queue
-from jobs.store import configure_sqlite_engine, create_tables
+from jobs.schema import metadata as job_metadata
 from models import db, seed_programmes
+from views.errors import json_error
+
+log = logging.getLogger(__name__)
+migrate = Migrate()
 
 # Every key here can be overridden by instance/config.py, then by an
 # environment variable of the same name (parsed to the default's type).
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,
+    # Bring an outdated schema up to date at start-up: None means on SQLite only
+    # (elsewhere run `flask --app app db upgrade`; an empty database is always created).
+    "DATABASE_AUTO_UPGRADE": None,
+    "DATABASE_SCHEMA_LOCK_TIMEOUT": 60.0,  # seconds a starting process waits for another's upgrade
     **JOB_DEFAULTS,
+    "JOBS_CREATE_TABLES": False,  # the migrations own the job tables too
     # Where scrapers read: "online" (the URLs below) or "offline" (bundled samples).
     "SCRAPER_SOURCES": "online",
     "PAYBACK_CATALOGUE_URL": "https://www.payback.de/onsflows/api/digital-shops",
@@ -53,8 +64,11 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _parse_env(raw: str, default: Any) -> Any:
-    if isinstance(default, bool):
+_BOOLEAN_KEYS = {"DATABASE_AUTO_UPGRADE"}  # keys whose default None stands for "decide later"
+
+
+def _parse_env(raw: str, default: Any, key: str = "") -> Any:
+    if isinstance(default, bool) or key in _BOOLEAN_KEYS:
         return raw.strip().lower() in ("1", "true", "yes", "on")
     if isinstance(default, (int, float)):
         return type(default)(raw)
@@ -66,7 +80,7 @@ def _load_config(app: Flask, config: Optional[Mapping[str, Any]]) -> None:
     app.config.from_pyfile("config.py", silent=True)
     for key, default in DEFAULTS.items():
         if key in os.environ:
-            app.config[key] = _parse_env(os.environ[key], default)
+            app.config[key] = _parse_env(os.environ[key], default, key)
     if "SECRET_KEY" in os.environ:
         app.config["SECRET_KEY"] = os.environ["SECRET_KEY"]
     if config is not None:
@@ -100,19 +114,16 @@ def _database_uri(app: Flask) -> str:
     return url
 
 
-def _json_errors_for_api(error: HTTPException):
-    """Answer errors under /admin/ as JSON with an ``error`` field."""
+def _json_routing_errors_under_admin(error: HTTPException):
+    """404 and 405 under /admin/ are JSON too, also when no route matched.
+
+    Flask looks up handlers by status code before it looks at blueprints'
+    handlers by class, so these two codes are answered here for the whole
+    /admin/ prefix; every other error of the admin blueprint is its own
+    handler's (``views/admin.py``).
+    """
     if request.path.startswith("/admin/") and request.endpoint != "auth.login":
-        description = error.description
-        if error.code == 405:
-            description = f"Methode {request.method} ist für {request.path} nicht erlaubt"
-        elif error.code == 404 and description == type(error).description:
-            description = f"Nicht gefunden: {request.path}"
-        response = jsonify(error=description)
-        response.status_code = error.code or 500
-        if error.code == 405 and error.valid_methods:
-            response.headers["Allow"] = ", ".join(error.valid_methods)
-        return response
+        return json_error(error)
     return error
 
 
@@ -126,26 +137,58 @@ def create_app(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     _configure_sqlite(app)
+    with app.app_context():
+        schema_problem = _upgrade_schema(app)
     job_queue.init_app(app)
+    if schema_problem is not None:  # a CLI command such as `flask db upgrade` may still run; a worker not
+        job_queue.add_start_check(app, lambda: _refuse_to_start(schema_problem))
 
-    from views import admin, auth, security, shops
+    from views import accounts, admin, auth, security, shops
 
     security.init_app(app)
     auth.init_app(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(shops.bp)
-    app.register_error_handler(HTTPException, _json_errors_for_api)
+    app.register_error_handler(404, _json_routing_errors_under_admin)
+    app.register_error_handler(405, _json_routing_errors_under_admin)
 
     with app.app_context():
-        create_tables(db.engine, db.metadata)
         seed_programmes()
         if not app.testing:
-            auth.ensure_first_admin()
+            accounts.ensure_first_admin()
         # The default shape: this process serves the web and runs the jobs.
         if app.config["JOBS_AUTOSTART"] and app.config["JOBS_RUN_IN_WEB"] and not app.testing and _serving():
             job_queue.start()
     return app
+
+
+def _refuse_to_start(problem: str) -> None:
+    raise SystemExit(f"Start abgebrochen: {problem}")
+
+
+def _upgrade_schema(app: Flask) -> Optional[str]:
+    """Create or upgrade the schema, or refuse to serve on an outdated one (see README "Deployment").
+
+    Returns the problem when the schema stays outdated in a CLI command.
+    """
+    auto_upgrade = app.config["DATABASE_AUTO_UPGRADE"]
+    if auto_upgrade is None:
+        auto_upgrade = app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+    try:
+        revision = upgrade_schema(
+            db.engine, set(db.metadata.tables) | set(job_metadata.tables),
+            auto_upgrade=bool(auto_upgrade), lock_timeout=float(app.config["DATABASE_SCHEMA_LOCK_TIMEOUT"]),
+        )
+    except SchemaError as exc:
+        if _serving():
+            _refuse_to_start(str(exc))
+        log.warning("%s", exc)  # e.g. `flask db upgrade`, which is about to mend it
+        return str(exc)
+    if revision is not None:
+        log.info("Datenbankschema auf Revision %s gebracht", revision)
+    return None
 
 
 def _configure_sqlite(app: Flask) -> None:

@@ -1,18 +1,19 @@
-"""Database models: loyalty programmes, their partner shops, rates and scrape runs.
+"""Database models: loyalty programmes, their partner shops, rates, scrape runs and admins.
 
-Timestamps are stored as naive UTC: SQLite drops time zones, and mixing aware
-and naive values across the two supported databases breaks comparisons.
+Timestamps are stored as naive UTC (``database.utcnow``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Optional
 
 import sqlalchemy as sa
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from database import utcnow
 
 
 class Base(DeclarativeBase):
@@ -35,11 +36,6 @@ def begin_write() -> None:
     if db.session().in_transaction():
         db.session.commit()
     db.session.connection(execution_options={"sqlite_immediate": True})
-
-
-def utcnow_naive() -> datetime:
-    """Return the current UTC time without tzinfo, as stored in the database."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 class Programme(db.Model):
@@ -75,8 +71,8 @@ class Shop(db.Model):
     active: Mapped[bool] = mapped_column(default=True, index=True)
     # Came from a bundled sample catalogue (offline mode), not the live site.
     is_sample: Mapped[bool] = mapped_column(default=False)
-    first_seen: Mapped[datetime] = mapped_column(default=utcnow_naive)
-    last_seen: Mapped[datetime] = mapped_column(default=utcnow_naive)
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
 
     programme: Mapped[Programme] = relationship(back_populates="shops")
     rates: Mapped[list["Rate"]] = relationship(
@@ -106,7 +102,7 @@ class Rate(db.Model):
     up_to: Mapped[bool] = mapped_column(default=False)  # "Bis zu ...": an upper bound
     detail: Mapped[Optional[str]] = mapped_column(sa.String(500), nullable=True)
     ends_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)  # promotion end
-    valid_from: Mapped[datetime] = mapped_column(default=utcnow_naive)
+    valid_from: Mapped[datetime] = mapped_column(default=utcnow)
     valid_to: Mapped[Optional[datetime]] = mapped_column(nullable=True)
 
     shop: Mapped[Shop] = relationship(back_populates="rates")
@@ -142,7 +138,7 @@ class ScrapeRun(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     scraper: Mapped[str] = mapped_column(sa.String(40), index=True)
     job_id: Mapped[Optional[str]] = mapped_column(sa.String(36), nullable=True)
-    started_at: Mapped[datetime] = mapped_column(default=utcnow_naive)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
     outcome: Mapped[str] = mapped_column(sa.String(20), default="running")
     added: Mapped[int] = mapped_column(default=0)
@@ -158,7 +154,7 @@ class AdminUser(UserMixin, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(sa.String(80), unique=True)
     password_hash: Mapped[str] = mapped_column(sa.String(255))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow_naive)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ApiToken(db.Model):
@@ -169,6 +165,6 @@ class ApiToken(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(80), unique=True)
     token_hash: Mapped[str] = mapped_column(sa.String(64))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow_naive)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
     revoked_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)

@@ -41,9 +41,13 @@ for folder in (str(REPO), str(BENCH)):
 
 from flask import Flask  # noqa: E402
 
-from job_queue import JobQueue  # noqa: E402
-from jobs.store import COMPLETED, make_engine, metadata  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from app import create_app  # noqa: E402
+from job_queue import JobQueue, JobStatus  # noqa: E402
 from jobs_for_bench import noop  # noqa: E402
+
+COMPLETED = JobStatus.COMPLETED
 
 TARGETS = {
     "SQLite, in process": "≥ 1,300 jobs/s, median pickup < 2 ms",
@@ -156,10 +160,18 @@ def other_processes(label: str, url: str, workers: int, jobs: int, pickups: int,
     return Figures(label, rate, latencies)
 
 
-def fresh_tables(url: str) -> None:
-    engine = make_engine(url)
-    metadata.drop_all(engine)
+def fresh_database(url: str) -> None:
+    """Empty the database, then let the app create its schema, as a first start does."""
+    engine = sa.create_engine(url)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+            conn.execute(sa.text("CREATE SCHEMA public"))
     engine.dispose()
+    app = create_app({"DATABASE_URL": url, "TESTING": True, "SECRET_KEY": "bench-only", "JOBS_AUTOSTART": False})
+    with app.app_context():
+        app.extensions["job_queue"].store.engine.dispose()
+        app.extensions["sqlalchemy"].engine.dispose()
 
 
 def main() -> None:
@@ -168,7 +180,7 @@ def main() -> None:
     parser.add_argument("--pickups", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3, help="throughput runs per backend (median)")
     parser.add_argument("--postgresql", default=os.environ.get("TEST_DATABASE_URL"),
-                        help="PostgreSQL URL (its job tables are dropped first)")
+                        help="PostgreSQL URL (the database is emptied first)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
 
@@ -176,11 +188,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         results.append(in_process(f"sqlite:///{folder}/in-process.sqlite", args.jobs, args.pickups, args.repeat))
         shared = f"sqlite:///{folder}/shared.sqlite"
-        fresh_tables(shared)
+        fresh_database(shared)
         results.append(other_processes("SQLite, 2 processes", shared, 2, args.jobs, args.pickups, args.repeat))
     if args.postgresql:
         url = args.postgresql.replace("postgresql://", "postgresql+psycopg://", 1)
-        fresh_tables(url)
+        fresh_database(url)
         results.append(other_processes("PostgreSQL, 4 processes", url, 4, args.jobs, args.pickups, args.repeat))
     else:
         print("PostgreSQL skipped: pass --postgresql URL or set TEST_DATABASE_URL\n")

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from job_queue import Job
-from models import ScrapeRun, begin_write, db, utcnow_naive
+from models import ScrapeRun, begin_write, db, utcnow
 from scrapers.store import Offer, store_offers
 
 
@@ -29,12 +29,12 @@ def scrape_run(scraper: str, job: Job) -> Iterator[ScrapeRun]:
         begin_write()
         failed = db.session.get(ScrapeRun, run_id)
         failed.outcome = "failed"
-        failed.finished_at = utcnow_naive()
+        failed.finished_at = utcnow()
         failed.message = f"{type(exc).__name__}: {exc}"
         db.session.commit()
         raise
     run.outcome = "success"
-    run.finished_at = utcnow_naive()
+    run.finished_at = utcnow()
     db.session.commit()
 
 

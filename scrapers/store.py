@@ -14,7 +14,7 @@ from typing import Iterable, Optional
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from models import Programme, Rate, Shop, begin_write, db, utcnow_naive
+from models import Programme, Rate, Shop, begin_write, db, utcnow
 from scrapers.rates import ParsedRate
 
 BASE = "base"
@@ -122,7 +122,7 @@ def store_offers(
             .options(selectinload(Shop.rates))
         )
     }
-    now = utcnow_naive()
+    now = utcnow()
     result = StoreResult()
     seen: set[str] = set()
     for offer in {offer.external_id: offer for offer in offers}.values():

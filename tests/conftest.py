@@ -52,13 +52,20 @@ def pg_test_url() -> str:
     return url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url
 
 
-def reset_job_tables(url: str) -> None:
-    """Start a test with empty job tables."""
-    from jobs.store import make_engine, metadata
+def reset_database(url: str) -> None:
+    """Start a test with an empty PostgreSQL database: no tables, no schema revision."""
+    import sqlalchemy as sa
 
-    engine = make_engine(url)
-    metadata.drop_all(engine)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
     engine.dispose()
+
+
+def backdate(app: Flask, job_id: str, **fields: Any) -> None:
+    """Set a job's timestamps (or other columns) in the database, as only a test may."""
+    app.extensions["job_queue"].store.update_fields(job_id, fields)
 
 
 def _dispose(app: Flask) -> None:
@@ -104,7 +111,7 @@ def csrf_token_of(client) -> str:
 
 
 def create_admin(app: Flask) -> None:
-    from views.auth import set_admin_password
+    from views.accounts import set_admin_password
 
     with app.app_context():
         set_admin_password(ADMIN_USER, ADMIN_PASSWORD)
@@ -127,21 +134,14 @@ def admin_client(app: Flask):
 @pytest.fixture
 def pg_url() -> str:
     url = pg_test_url()
-    reset_job_tables(url)
+    reset_database(url)
     return url
 
 
 @pytest.fixture
 def pg_app(make_app: Callable[..., Flask], pg_url: str) -> Flask:
-    """An app on the PostgreSQL test database, emptied first."""
-    app = make_app(DATABASE_URL=pg_url)
-    with app.app_context():
-        db.drop_all()
-        db.create_all()
-        from models import seed_programmes
-
-        seed_programmes()
-    return app
+    """An app on the PostgreSQL test database, emptied first (the app creates the schema)."""
+    return make_app(DATABASE_URL=pg_url)
 
 
 class LiveServer:

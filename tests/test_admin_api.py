@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from flask import Flask
 
+from conftest import backdate
 from job_queue import job_queue, utcnow
 
 JSON = {"Accept": "application/json"}
@@ -90,7 +91,7 @@ def _age_all_finished_jobs(app: Flask, hours: float) -> None:
     past = utcnow() - timedelta(hours=hours)
     with app.app_context():
         for job in job_queue.get_all_jobs():
-            job.completed_at = past
+            backdate(app, job.id, completed_at=past)
 
 
 def test_clear_old_jobs_defaults_to_24_hours(app: Flask, client) -> None:

@@ -9,7 +9,7 @@ from flask import Flask
 
 from conftest import ADMIN_PASSWORD, ADMIN_USER, API_TOKEN, create_admin, csrf_token_of
 from job_queue import job_queue
-from views.auth import create_api_token, ensure_first_admin, revoke_api_token
+from views.accounts import create_api_token, ensure_first_admin, revoke_api_token
 
 JSON = {"Accept": "application/json"}
 HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}

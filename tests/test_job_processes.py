@@ -16,10 +16,11 @@ import pytest
 import requests
 from flask import Flask
 
-from conftest import API_TOKEN, pg_test_url, reset_job_tables
+from conftest import API_TOKEN, pg_test_url, reset_database
 from job_helpers import create_run_log, record_run, runs, slow_job
 from job_queue import JobStatus, job_queue
-from jobs.store import WORKER_LOST, utcnow_naive
+from database import utcnow as utcnow_naive
+from jobs.store import WORKER_LOST
 from models import db
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,7 +41,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float, every: float = 0.0
 def database_url(request, tmp_path: Path) -> str:
     if request.param == "postgresql":
         url = pg_test_url()
-        reset_job_tables(url)
+        reset_database(url)
         return url
     return f"sqlite:///{tmp_path / 'shared.sqlite'}"
 
@@ -203,7 +204,7 @@ def free_port() -> int:
 
 def test_job_status_from_several_web_processes(make_app, workers, tmp_path: Path) -> None:
     url = pg_test_url()
-    reset_job_tables(url)
+    reset_database(url)
     app = enqueuing_app(make_app, url)
     port = free_port()
     access_log = tmp_path / "access.log"

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 from flask import Flask, current_app
 
-from conftest import pg_test_url, reset_job_tables
+from conftest import backdate, pg_test_url, reset_database
 from job_queue import Job, JobQueue, JobStatus, utcnow
 
 WAIT = 10  # seconds: generous upper bound for a thread to reach a point
@@ -19,7 +19,7 @@ def flask_app(request, tmp_path) -> Flask:
     """A bare app whose queue lives on SQLite or on the PostgreSQL test database."""
     if request.param == "postgresql":
         url = pg_test_url()
-        reset_job_tables(url)
+        reset_database(url)
     else:
         url = f"sqlite:///{tmp_path / 'jobs.sqlite'}"
     app = Flask("queue-test")
@@ -60,7 +60,8 @@ def test_status_transitions_of_a_successful_job(queue: JobQueue) -> None:
 
     queue.start()
     assert entered.wait(WAIT)
-    snapshot = job.to_dict()
+    assert job.to_dict()["status"] == "queued"  # a snapshot stays as it was read
+    snapshot = job.refresh().to_dict()
     assert snapshot["status"] == "running"
     assert snapshot["progress"] == 3 and snapshot["total_steps"] == 10
     assert snapshot["progress_percent"] == 30
@@ -68,7 +69,7 @@ def test_status_transitions_of_a_successful_job(queue: JobQueue) -> None:
 
     release.set()
     assert enqueue_signal(queue).wait(WAIT)
-    snapshot = job.to_dict()
+    snapshot = job.refresh().to_dict()
     assert snapshot["status"] == "completed"
     assert snapshot["result"] == 42
     assert snapshot["progress_percent"] == 100
@@ -136,15 +137,14 @@ def test_hundred_jobs_a_third_failing_all_end_right(queue: JobQueue) -> None:
     assert enqueue_signal(queue).wait(WAIT)
 
 
-def test_clear_old_jobs_removes_only_old_finished_jobs(queue: JobQueue) -> None:
+def test_clear_old_jobs_removes_only_old_finished_jobs(queue: JobQueue, flask_app: Flask) -> None:
     long_ago = utcnow() - timedelta(hours=48)
     old_ok = queue.enqueue(lambda job: None)
     old_failed = queue.enqueue(lambda job: 1 / 0)
     recent = queue.enqueue(lambda job: None)
     assert queue.run_pending() == 3
     for job_id in (old_ok, old_failed):
-        job = queue.get_job(job_id)
-        job.created_at = job.started_at = job.completed_at = long_ago
+        backdate(flask_app, job_id, created_at=long_ago, started_at=long_ago, completed_at=long_ago)
 
     entered, release = threading.Event(), threading.Event()
 
@@ -157,8 +157,8 @@ def test_clear_old_jobs_removes_only_old_finished_jobs(queue: JobQueue) -> None:
     queue.start()
     assert entered.wait(WAIT)
     for job_id in (running, queued):
-        queue.get_job(job_id).created_at = long_ago
-    queue.get_job(running).started_at = long_ago
+        backdate(flask_app, job_id, created_at=long_ago)
+    backdate(flask_app, running, started_at=long_ago)
 
     assert queue.clear_old_jobs(max_age_hours=24) == 2
     remaining = {job.id for job in queue.get_all_jobs()}

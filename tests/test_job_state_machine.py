@@ -12,10 +12,14 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 
-from jobs.store import (
-    COMPLETED, FAILED, QUEUED, RUNNING, JobRecord, JobStore, create_tables, make_engine, metadata,
-    utcnow_naive,
-)
+from database import create_missing_tables
+from database import utcnow as utcnow_naive
+from jobs.connections import make_engine
+from jobs.schema import JobRecord, metadata
+from jobs.status import JobStatus
+from jobs.store import JobStore
+
+QUEUED, RUNNING, COMPLETED, FAILED = JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.COMPLETED, JobStatus.FAILED
 
 
 @dataclass
@@ -36,7 +40,7 @@ class JobQueueMachine(RuleBasedStateMachine):
         super().__init__()
         self.folder = tempfile.mkdtemp()
         self.engine = make_engine(f"sqlite:///{self.folder}/machine.sqlite")
-        create_tables(self.engine, metadata)
+        create_missing_tables(self.engine, metadata)
         self.store = JobStore(self.engine)
         self.expected: dict[str, Expected] = {}
         self.order: list[str] = []  # enqueue order: the claim order

@@ -2,7 +2,8 @@
 
 Run routes answer JSON (``202`` with the job id) to API clients and the page's
 JS, and redirect with a flash message to a plain form post, so the page also
-works without JavaScript. Every error under ``/admin/`` is JSON (see app.py).
+works without JavaScript. Every error under ``/admin/`` is JSON: this
+blueprint's handler, and app.py's for URLs that match no route.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
 
 from job_queue import JobStatus, job_queue
 from models import Programme, ScrapeRun, Shop, db
@@ -20,7 +22,8 @@ from scrapers.example import scrape_example
 from scrapers.miles_and_more import scrape_miles_and_more
 from scrapers.payback import scrape_payback
 from scrapers.sources import offline_mode
-from views.auth import require_admin, wants_json
+from views.access import require_admin, wants_json
+from views.errors import json_error
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -56,6 +59,11 @@ def _authenticate():
     return require_admin(API_ENDPOINTS, TOKEN_ONLY_ENDPOINTS)
 
 
+@bp.errorhandler(HTTPException)
+def _json_errors(error: HTTPException):
+    return json_error(error)
+
+
 def _start(scraper: Scraper):
     job_id = job_queue.enqueue(scraper.func, name=scraper.endpoint)
     if wants_json():
@@ -85,19 +93,14 @@ def index() -> str:
     # the page resumes polling it after a reload.
     unfinished = [job for job in jobs if not job.status.is_final]
     active_job = unfinished[-1] if unfinished else None
+    # One query for both counts per programme: active shops, and how many of them are samples.
     shop_counts = db.session.execute(
-        sa.select(Programme, sa.func.count(Shop.id))
+        sa.select(Programme, sa.func.count(Shop.id),
+                  sa.func.count(Shop.id).filter(Shop.is_sample))
         .outerjoin(Shop, sa.and_(Shop.programme_id == Programme.id, Shop.active))
         .group_by(Programme.id)
         .order_by(Programme.id)
     ).all()
-    sample_counts = dict(
-        db.session.execute(
-            sa.select(Shop.programme_id, sa.func.count(Shop.id))
-            .where(Shop.active, Shop.is_sample)
-            .group_by(Shop.programme_id)
-        ).all()
-    )
     runs = db.session.scalars(
         sa.select(ScrapeRun).order_by(ScrapeRun.started_at.desc(), ScrapeRun.id.desc()).limit(20)
     ).all()
@@ -107,7 +110,6 @@ def index() -> str:
         jobs=jobs,
         active_job=active_job,
         shop_counts=shop_counts,
-        sample_counts=sample_counts,
         runs=runs,
         offline=offline_mode(),
     )

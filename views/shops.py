@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, render_template, request
 from sqlalchemy.orm import selectinload
 
-from models import Programme, Shop, db, utcnow_naive
+from models import Programme, Shop, db, utcnow
 from views.charts import history_chart
 from views.comparison import compare_shops, matches_query
 
@@ -40,7 +40,7 @@ def index() -> str:
     """Search shops and show every programme's current offer, best first."""
     query = request.args.get("q", "").strip()[:MAX_QUERY_LENGTH]
     values = euro_values()
-    comparisons = compare_shops(_active_shops(), values, utcnow_naive())
+    comparisons = compare_shops(_active_shops(), values, utcnow())
     if query:
         comparisons = [comparison for comparison in comparisons if matches_query(comparison, query)]
     programmes = db.session.scalars(sa.select(Programme).order_by(Programme.id)).all()
@@ -60,7 +60,7 @@ def shop(shop_id: int) -> str:
     wanted = db.session.get(Shop, shop_id)
     if wanted is None:
         abort(404)
-    now, values = utcnow_naive(), euro_values()
+    now, values = utcnow(), euro_values()
     shops = _active_shops() if wanted.active else _active_shops() + [wanted]
     comparison = next(
         c for c in compare_shops(shops, values, now) if any(o.shop.id == shop_id for o in c.offers)

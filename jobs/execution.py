@@ -1,0 +1,146 @@
+"""Run one claimed job and write what it did: the job boundary, heartbeats and the final write.
+
+Only the worker that owns a job's lease changes its state, and every write
+names that owner (``JobStore``). The boundary catches ``Exception`` and
+``SystemExit`` (a job calling ``sys.exit`` must not end the worker); a
+``KeyboardInterrupt`` propagates after the job is given back to the queue
+unrun, so Ctrl-C in ``run_pending()`` stops the caller and loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from flask import Flask
+
+from jobs.callables import load_callable
+from jobs.job import Job
+from jobs.schema import JobRecord
+from jobs.status import JobStatus
+from jobs.store import JobStore
+
+log = logging.getLogger(__name__)
+
+# The outcome matters: ride out a short database hiccup before giving up.
+FINAL_WRITE_ATTEMPTS = 3
+FINAL_WRITE_BACKOFF_SECONDS = 0.5
+
+
+@dataclass
+class QueueState:
+    """One app's queue in this process; the fields under "shared" are guarded by ``condition``."""
+
+    app: Flask
+    store: JobStore
+    condition: threading.Condition
+    token: str  # this process's queue: jobs pinned to it run only here
+    running: dict[str, Job] = field(default_factory=dict)  # job id -> handle of a job run here
+    local_calls: dict[str, tuple] = field(default_factory=dict)  # job id -> (func, args, kwargs)
+    # Run by `flask worker` before it takes jobs; each raises SystemExit to refuse.
+    start_checks: list[Callable[[], None]] = field(default_factory=list)
+    # shared:
+    workers: list[threading.Thread] = field(default_factory=list)
+    housekeeper: Optional[threading.Thread] = None
+    listener: Optional[threading.Thread] = None
+    stopping: bool = False
+    wakeups: int = 0
+    # The housekeeper's own alarm, so an enqueue wakes only the workers.
+    housekeeper_alarm: threading.Event = field(default_factory=threading.Event)
+
+    def config(self, key: str) -> Any:
+        return self.app.config[key]
+
+    def wake_workers(self) -> None:
+        """Tell waiting workers there may be work (a new job, a requeued one)."""
+        with self.condition:
+            self.wakeups += 1
+            self.condition.notify_all()
+
+    def load_record(self, job_id: str) -> Optional[JobRecord]:
+        """The freshest state of a job: from memory when it runs here, else from the database."""
+        running = self.running.get(job_id)
+        return running.snapshot_record() if running is not None else self.store.get(job_id)
+
+
+def _call_of(state: QueueState, record: JobRecord) -> tuple[Callable[..., Any], tuple, dict]:
+    call = state.local_calls.get(record.id)
+    if call is not None:
+        return call
+    func = load_callable(record.func_path or "")
+    args, kwargs = json.loads(record.args_json or "[[], {}]")
+    return func, tuple(args), kwargs
+
+
+def execute(state: QueueState, record: JobRecord, owner: str, claim_next: bool = False) -> Optional[JobRecord]:
+    """Run one claimed job; return the next job claimed together with its finish, if asked to."""
+    job = Job.claimed(record, owner)
+    state.running[record.id] = job  # the housekeeper heartbeats it from now on
+    with state.condition:
+        claim = (state.token, state.config("JOBS_LEASE_SECONDS")) if claim_next and not state.stopping else None
+    given_back = False
+    try:
+        try:
+            func, args, kwargs = _call_of(state, record)
+            with state.app.app_context():
+                result = func(job, *args, **kwargs)
+            json.dumps(result, default=str)  # a result the database cannot hold fails the job
+        except (Exception, SystemExit) as exc:  # the worker survives every job
+            log.exception("job %s (%s) failed", record.id, record.name)
+            return finish(state, job, JobStatus.FAILED, exc=exc, claim_next=claim)
+        except KeyboardInterrupt:
+            state.store.give_back(record.id, owner)
+            given_back = True
+            raise
+        return finish(state, job, JobStatus.COMPLETED, result=result, claim_next=claim)
+    finally:
+        state.running.pop(record.id, None)
+        if not given_back:
+            state.local_calls.pop(record.id, None)
+
+
+def write_progress(state: QueueState, job: Job) -> None:
+    """Heartbeat: renew the lease, write progress and pending messages."""
+    with job.write_lock:
+        if job.lost or job.status is not JobStatus.RUNNING:
+            return
+        progress, total, pending = job.take_changes()
+        try:
+            written = state.store.heartbeat(job.id, job.owner or "", state.config("JOBS_LEASE_SECONDS"),
+                                            progress, total, pending)
+        except Exception:
+            job.give_back_messages(pending)
+            raise
+        if not written:
+            job.lost = True
+            log.warning("job %s: lease lost; this worker's writes are ignored from now on", job.id)
+
+
+def finish(state: QueueState, job: Job, status: JobStatus, result: Any = None,
+           exc: Optional[BaseException] = None,
+           claim_next: Optional[tuple[str, float]] = None) -> Optional[JobRecord]:
+    """Write the outcome; with ``claim_next`` (token, lease) also claim this worker's next job."""
+    owner = job.owner or ""
+    with job.write_lock:
+        final = job.record_outcome(status, result, exc)
+        store = state.store
+        for attempt in range(1, FINAL_WRITE_ATTEMPTS + 1):
+            try:
+                if claim_next is None:
+                    finished = False if job.lost else store.finish(job.id, owner, **final)
+                    following = None
+                else:
+                    finished, following = store.finish_and_claim(job.id, owner, *claim_next, **final)
+                break
+            except Exception:
+                if attempt == FINAL_WRITE_ATTEMPTS:
+                    raise
+                log.warning("job %s: final write failed (attempt %d), retrying", job.id, attempt)
+                time.sleep(FINAL_WRITE_BACKOFF_SECONDS * attempt)
+    if not finished and not job.lost:
+        log.warning("job %s: lease lost before it finished; its outcome was not written", job.id)
+    return following

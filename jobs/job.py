@@ -1,0 +1,265 @@
+"""A job as its function sees it (``Job``, the running handle) and as everyone else does (``JobSnapshot``).
+
+The handle is what a job function gets as its first argument: it records
+progress and messages in memory, and this process's housekeeper writes them
+to the database at most every ``JOBS_FLUSH_INTERVAL`` (a scraper may call
+``set_progress`` in a tight loop). A snapshot is plain data read once from the
+database (or from the handle, for a job running in this process): reading it
+never queries, and ``refresh()`` reloads it when the caller wants news.
+Both answer the seed's fields and ``to_dict()``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+import traceback as tracebacks
+import uuid
+from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional
+
+from database import utcnow
+from jobs.schema import JobRecord, Message
+from jobs.status import JobStatus
+
+log = logging.getLogger(__name__)
+
+
+def _aware(moment: Optional[datetime]) -> Optional[datetime]:
+    return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
+
+
+def _iso(moment: Optional[datetime]) -> Optional[str]:
+    aware = _aware(moment)
+    return aware.isoformat() if aware is not None else None
+
+
+def message_dicts(messages: list[Message]) -> list[dict[str, Optional[str]]]:
+    return [{"timestamp": _iso(ts), "message": text} for ts, text in messages]
+
+
+class JobView:
+    """The seed's read-only fields of a job, read from one ``JobRecord``."""
+
+    _record: JobRecord
+
+    def _guard(self) -> AbstractContextManager[Any]:
+        return nullcontext()
+
+    @property
+    def id(self) -> str:
+        return self._record.id
+
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def status(self) -> JobStatus:
+        return self._record.status
+
+    @property
+    def progress(self) -> int:
+        return self._record.progress
+
+    @property
+    def total_steps(self) -> int:
+        return self._record.total_steps
+
+    @property
+    def messages(self) -> list[dict[str, Optional[str]]]:
+        with self._guard():
+            return message_dicts(self._record.messages)
+
+    @property
+    def result(self) -> Any:
+        return self._record.result
+
+    @property
+    def error(self) -> Optional[str]:
+        return self._record.error
+
+    @property
+    def traceback(self) -> Optional[str]:
+        return self._record.traceback
+
+    @property
+    def created_at(self) -> Optional[datetime]:
+        return _aware(self._record.created_at)
+
+    @property
+    def started_at(self) -> Optional[datetime]:
+        return _aware(self._record.started_at)
+
+    @property
+    def completed_at(self) -> Optional[datetime]:
+        return _aware(self._record.completed_at)
+
+    @property
+    def func_path(self) -> Optional[str]:
+        """``module:qualname`` of the function; None for one that only its own process can run."""
+        return self._record.func_path
+
+    @property
+    def attempts(self) -> int:
+        return self._record.attempts
+
+    @property
+    def max_attempts(self) -> int:
+        return self._record.max_attempts
+
+    def get_progress_percent(self) -> int:
+        """Return progress as a whole percentage (0..100)."""
+        with self._guard():
+            return self._record.percent
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the seed's JSON shape, as one consistent snapshot."""
+        with self._guard():
+            record = self._record
+            return {
+                "id": record.id,
+                "status": record.status.value,
+                "progress": record.progress,
+                "progress_percent": record.percent,
+                "total_steps": record.total_steps,
+                "messages": message_dicts(record.messages),
+                "error": record.error,
+                "result": copy.deepcopy(record.result),
+                "created_at": _iso(record.created_at),
+                "started_at": _iso(record.started_at),
+                "completed_at": _iso(record.completed_at),
+            }
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id} {self.name} {self.status.value}>"
+
+
+class JobSnapshot(JobView):
+    """A job as it was when it was read; ``refresh()`` reads it again."""
+
+    def __init__(self, record: JobRecord, reload: Callable[[str], Optional[JobRecord]]) -> None:
+        self._record = record
+        self._reload = reload
+
+    @property
+    def owner(self) -> Optional[str]:
+        """The worker holding the job's lease while it runs."""
+        return self._record.owner
+
+    @property
+    def lease_until(self) -> Optional[datetime]:
+        return _aware(self._record.lease_until)
+
+    def refresh(self) -> "JobSnapshot":
+        """Reload this job's state (it may have been removed: then it stays as it was)."""
+        fresh = self._reload(self.id)
+        if fresh is not None:
+            self._record = fresh
+        return self
+
+
+class Job(JobView):
+    """The handle a job function gets: it reports progress and messages.
+
+    ``Job(func)`` makes a detached job that lives only in memory (scripts,
+    tests of a job function); the worker makes the handles of queued jobs.
+    """
+
+    def __init__(self, func: Optional[Callable[..., Any]] = None, args: tuple = (),
+                 kwargs: Optional[dict] = None, name: Optional[str] = None) -> None:
+        record = JobRecord(id=str(uuid.uuid4()), name=name or getattr(func, "__name__", repr(func)),
+                           status=JobStatus.QUEUED, created_at=utcnow())
+        self._setup(record)
+        self.func, self.args, self.kwargs = func, tuple(args), dict(kwargs or {})
+
+    @classmethod
+    def claimed(cls, record: JobRecord, owner: str) -> "Job":
+        """The handle of a job this process's worker ``owner`` has claimed."""
+        job = cls.__new__(cls)
+        job._setup(record)
+        job.owner = owner
+        return job
+
+    def _setup(self, record: JobRecord) -> None:
+        self._record = record
+        self.owner: Optional[str] = None
+        self._lock = threading.Lock()
+        # Heartbeat and final write must not overlap: messages taken by one must
+        # not be lost when the other changes the row first.
+        self.write_lock = threading.Lock()
+        self._pending: list[Message] = []  # messages not yet in the database
+        self.dirty = False
+        self.lost = False  # another worker took the lease over: write nothing more
+        self.last_write = time.monotonic()  # the claim renewed the lease
+
+    def _guard(self) -> AbstractContextManager[Any]:
+        return self._lock
+
+    # -- called by the job function ----------------------------------------------------
+
+    def add_message(self, msg: str) -> None:
+        """Append a timestamped status message that the admin page shows."""
+        entry = (utcnow(), str(msg))
+        log.info("job %s: %s", self.id, msg)
+        with self._lock:
+            self._record.messages.append(entry)
+            self._pending.append(entry)
+            self.dirty = True
+
+    def set_progress(self, current: int, total: int = 100) -> None:
+        """Record ``current`` of ``total`` steps done, clamped to ``0..total``."""
+        total = int(total)
+        if total <= 0:
+            raise ValueError(f"total must be positive, got {total}")
+        current = max(0, min(int(current), total))
+        with self._lock:
+            self._record.progress = current
+            self._record.total_steps = total
+            self.dirty = True
+
+    # -- called by this process's worker and housekeeper -------------------------------
+
+    def snapshot_record(self) -> JobRecord:
+        """A copy of the current state, for readers in this process."""
+        with self._lock:
+            record = copy.copy(self._record)
+            record.messages = list(self._record.messages)
+            return record
+
+    def take_changes(self) -> tuple[int, int, list[Message]]:
+        """Progress and the messages not yet written; the caller writes them or gives them back."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            self.dirty = False
+            return self._record.progress, self._record.total_steps, pending
+
+    def give_back_messages(self, pending: list[Message]) -> None:
+        """Keep messages whose write failed for the next try, in order."""
+        with self._lock:
+            self._pending[:0] = pending
+            self.dirty = True
+
+    def record_outcome(self, status: JobStatus, result: Any = None,
+                       exc: Optional[BaseException] = None) -> dict[str, Any]:
+        """Set the final state in memory; return what the final write must store."""
+        now = utcnow()
+        with self._lock:
+            record = self._record
+            if exc is not None:
+                record.error = f"{type(exc).__name__}: {exc}"
+                record.traceback = "".join(tracebacks.format_exception(type(exc), exc, exc.__traceback__))
+                entry = (now, f"Fehler: {record.error}")
+                record.messages.append(entry)
+                self._pending.append(entry)
+            else:
+                record.result = result
+                record.progress = record.total_steps
+            record.status, record.completed_at = status, now
+            pending, self._pending = self._pending, []
+            return dict(status=status, progress=record.progress, total_steps=record.total_steps,
+                        result=record.result, error=record.error, traceback=record.traceback,
+                        completed_at=now, messages=[] if self.lost else pending)

@@ -1,0 +1,188 @@
+"""The ``JobQueue`` Flask extension: the seed's API over the durable job store.
+
+The module-level ``job_queue`` (``job_queue.py``) is created unbound;
+``init_app(app)`` gives that app its own queue state in
+``app.extensions["job_queue"]``: a job store on the app's database and, once
+started, worker threads of this process. Calls made inside an app context act
+on that app's queue; outside one they act on the most recently bound app, so
+the seed's debugging snippet works from a plain Python shell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import uuid
+import weakref
+from datetime import timedelta
+from typing import Any, Callable, Optional, Union
+
+from flask import Flask, current_app, has_app_context
+
+from database import create_missing_tables, utcnow
+from jobs.callables import resolve_job_function
+from jobs.execution import QueueState, execute
+from jobs.job import JobSnapshot
+from jobs.schema import JobRecord, metadata
+from jobs.status import JobStatus
+from jobs.connections import make_engine
+from jobs.store import JobStore
+from jobs.worker import start_threads, stop_threads
+
+EXTENSION_KEY = "job_queue"
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "JOBS_AUTOSTART": True,  # start this process's workers on the first enqueue
+    "JOBS_RUN_IN_WEB": True,  # web processes run jobs too (the default, one-process shape)
+    "JOBS_WORKER_THREADS": 1,  # worker threads per process: the seed runs jobs one at a time
+    "JOBS_LEASE_SECONDS": 30.0,  # a worker silent this long is presumed dead
+    "JOBS_FLUSH_INTERVAL": 0.2,  # progress and messages reach the database this often
+    "JOBS_POLL_INTERVAL": 1.0,  # idle workers look at the database this often (no NOTIFY)
+    "JOBS_MAX_ATTEMPTS": 3,  # runs of a job whose worker keeps dying
+    "JOBS_DURABLE_COMMIT": False,  # PostgreSQL: wait for the disk on every job write
+    "JOBS_CREATE_TABLES": True,  # create missing job tables in init_app (off where migrations own the schema)
+}
+
+JobFunction = Union[Callable[..., Any], str]
+
+
+class JobQueue:
+    """Flask extension running enqueued callables on background workers."""
+
+    def __init__(self, app: Optional[Flask] = None) -> None:
+        self._last_app: Optional[weakref.ref] = None
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Give ``app`` its queue on the app's database; workers start later."""
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError("JobQueue is already registered on this app")
+        for key, value in DEFAULT_CONFIG.items():
+            app.config.setdefault(key, value)
+        url = app.config.get("JOBS_DATABASE_URI") or app.config.get("SQLALCHEMY_DATABASE_URI")
+        if not url:
+            raise RuntimeError("JobQueue needs SQLALCHEMY_DATABASE_URI (or JOBS_DATABASE_URI)")
+        engine = make_engine(url, durable_commit=bool(app.config["JOBS_DURABLE_COMMIT"]))
+        if app.config["JOBS_CREATE_TABLES"]:
+            create_missing_tables(engine, metadata)
+        app.extensions[EXTENSION_KEY] = QueueState(
+            app=app,
+            store=JobStore(engine),
+            condition=threading.Condition(threading.Lock()),
+            token=f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+        )
+        from jobs.cli import worker_command
+
+        app.cli.add_command(worker_command)
+        self._last_app = weakref.ref(app)
+
+    def add_start_check(self, app: Flask, check: Callable[[], None]) -> None:
+        """Run ``check`` before ``flask worker`` takes jobs; it raises ``SystemExit`` to refuse."""
+        app.extensions[EXTENSION_KEY].start_checks.append(check)
+
+    def _state(self) -> QueueState:
+        if has_app_context():
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+        else:
+            app = self._last_app() if self._last_app is not None else None
+        if app is None or EXTENSION_KEY not in app.extensions:
+            raise RuntimeError("JobQueue is not bound to an app: call job_queue.init_app(app)")
+        return app.extensions[EXTENSION_KEY]
+
+    def _snapshot(self, state: QueueState, record: JobRecord) -> JobSnapshot:
+        return JobSnapshot(record, state.load_record)
+
+    # -- the seed's public API ------------------------------------------------------
+
+    def enqueue(self, func: JobFunction, args: tuple = (), kwargs: Optional[dict] = None,
+                name: Optional[str] = None) -> str:
+        """Queue ``func(job, *args, **kwargs)`` and return the new job's id.
+
+        ``func`` is a callable or a ``"module:function"`` string; anything else
+        raises ``TypeError``. An importable function with JSON arguments can
+        run in any worker process; anything else (a lambda, a closure) runs
+        only in this one.
+        """
+        state = self._state()
+        func, func_path = resolve_job_function(func)
+        args, kwargs = tuple(args), dict(kwargs or {})
+        try:
+            args_json: Optional[str] = json.dumps([list(args), kwargs])
+        except (TypeError, ValueError):
+            args_json = None
+        portable = func_path is not None and args_json is not None
+        if not portable and not state.config("JOBS_RUN_IN_WEB"):
+            raise ValueError(
+                f"{func!r} cannot run in a worker process: enqueue a module-level function "
+                "with JSON-serialisable arguments"
+            )
+        record = JobRecord(
+            id=str(uuid.uuid4()),
+            name=name or getattr(func, "__name__", repr(func)),
+            status=JobStatus.QUEUED,
+            created_at=utcnow(),
+            func_path=func_path,
+            args_json=args_json if portable else None,
+            pinned_to=None if portable else state.token,
+            max_attempts=int(state.config("JOBS_MAX_ATTEMPTS")),
+        )
+        if not portable:
+            state.local_calls[record.id] = (func, args, kwargs)
+        state.store.insert(record)
+        state.wake_workers()
+        if state.config("JOBS_AUTOSTART") and state.config("JOBS_RUN_IN_WEB"):
+            self._start(state)
+        return record.id
+
+    def get_job(self, job_id: str) -> Optional[JobSnapshot]:
+        """Return a snapshot of the job with this id, or ``None``."""
+        state = self._state()
+        record = state.load_record(job_id)
+        return self._snapshot(state, record) if record is not None else None
+
+    def get_all_jobs(self, limit: Optional[int] = None) -> list[JobSnapshot]:
+        """Return snapshots of the known jobs, newest first (at most ``limit``)."""
+        state = self._state()
+        return [self._snapshot(state, record) for record in state.store.newest(limit)]
+
+    def start(self, threads: Optional[int] = None) -> None:
+        """Start this process's worker threads if they are not running."""
+        self._start(self._state(), threads)
+
+    def stop(self, timeout: Optional[float] = 10.0) -> bool:
+        """Stop the workers after their running jobs; return whether all have exited.
+
+        Queued jobs stay queued and run after the next ``start()``.
+        """
+        return stop_threads(self._state(), timeout)
+
+    def clear_old_jobs(self, max_age_hours: float = 24) -> int:
+        """Delete finished jobs that completed more than ``max_age_hours`` ago."""
+        cutoff = utcnow() - timedelta(hours=max_age_hours)
+        return self._state().store.delete_finished_before(cutoff)
+
+    # -- more -------------------------------------------------------------------------
+
+    def run_pending(self) -> int:
+        """Run every queued job this process may run, in the calling thread; return how many."""
+        state = self._state()
+        owner = f"{state.token}-sync-{uuid.uuid4().hex[:6]}"
+        ran = 0
+        while (record := state.store.claim(owner, state.token, state.config("JOBS_LEASE_SECONDS"))) is not None:
+            execute(state, record, owner)
+            ran += 1
+        return ran
+
+    def is_running(self) -> bool:
+        """Tell whether this process has a live worker thread for the app."""
+        return any(worker.is_alive() for worker in self._state().workers)
+
+    def sweep(self) -> tuple[int, int]:
+        """Requeue (or fail) jobs whose worker died; return (requeued, failed)."""
+        return self._state().store.sweep()
+
+    def _start(self, state: QueueState, threads: Optional[int] = None) -> None:
+        start_threads(state, int(threads or state.config("JOBS_WORKER_THREADS")))

@@ -1,0 +1,93 @@
+"""The job tables and the plain record a row becomes.
+
+The tables are SQLAlchemy's, so migrations (``migrations/``) and
+``create_all`` know them; the store runs plain SQL against them.
+Timestamps are naive UTC (``database.utcnow``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Optional
+
+import sqlalchemy as sa
+
+from jobs.status import JobStatus
+
+metadata = sa.MetaData()
+
+_SEQ = sa.BigInteger().with_variant(sa.Integer, "sqlite")  # SQLite autoincrements only INTEGER keys
+
+job_table = sa.Table(
+    "job",
+    metadata,
+    sa.Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(36), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("func_path", sa.String(300)),  # "module:qualname"; None for in-process callables
+    sa.Column("args_json", sa.Text),
+    sa.Column("pinned_to", sa.String(64)),  # process token that alone can run it
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("progress", sa.Integer, nullable=False, default=0),
+    sa.Column("total_steps", sa.Integer, nullable=False, default=100),
+    sa.Column("result_json", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("traceback", sa.Text),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("started_at", sa.DateTime),
+    sa.Column("completed_at", sa.DateTime),
+    sa.Column("owner", sa.String(160)),
+    sa.Column("lease_until", sa.DateTime),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("max_attempts", sa.Integer, nullable=False, default=3),
+    sa.Index("ix_job_status_seq", "status", "seq"),
+)
+
+message_table = sa.Table(
+    "job_message",
+    metadata,
+    sa.Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(36), nullable=False, index=True),
+    sa.Column("timestamp", sa.DateTime, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+)
+
+# The job columns a record is read from, in table order; every SELECT and
+# RETURNING of the store lists exactly these.
+RECORD_COLUMNS: tuple[str, ...] = tuple(column.name for column in job_table.columns)
+DATETIME_COLUMNS = frozenset(
+    column.name for column in job_table.columns if isinstance(column.type, sa.DateTime)
+)
+
+Message = tuple[datetime, str]
+
+
+@dataclass
+class JobRecord:
+    """One job row with its messages, as plain data."""
+
+    id: str
+    name: str
+    status: JobStatus
+    progress: int = 0
+    total_steps: int = 100
+    result: Any = None
+    error: Optional[str] = None
+    traceback: Optional[str] = None
+    created_at: Optional[datetime] = None
+    started_at: Optional[datetime] = None
+    completed_at: Optional[datetime] = None
+    func_path: Optional[str] = None
+    args_json: Optional[str] = None
+    pinned_to: Optional[str] = None
+    owner: Optional[str] = None
+    lease_until: Optional[datetime] = None
+    attempts: int = 0
+    max_attempts: int = 3
+    seq: Optional[int] = None
+    messages: list[Message] = field(default_factory=list)
+
+    @property
+    def percent(self) -> int:
+        return int(self.progress * 100 // self.total_steps)

@@ -1,0 +1,162 @@
+"""Every statement the job store runs, built once from the tables and compiled per database.
+
+The statements are SQLAlchemy expressions over ``jobs.schema``, so each is
+written once for both databases: the claim's ``FOR UPDATE SKIP LOCKED`` is
+the PostgreSQL compiler's rendering of ``with_for_update(skip_locked=True)``,
+which the SQLite compiler leaves out (there, ``BEGIN IMMEDIATE`` serialises
+claims). The store runs the compiled text on DB-API cursors: SQLAlchemy's
+statement layer would cost several times the database's own work per job.
+Values always travel as named parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from jobs.schema import job_table, message_table
+
+NOTIFY_CHANNEL = "job_queue"
+
+job, message = job_table.c, message_table.c
+_param = sa.bindparam
+
+
+def _claim_next() -> sa.Update:
+    """Take the oldest queued job this process may run: record the owner, a lease, one more attempt."""
+    oldest = (
+        sa.select(job.seq)
+        .where(job.status == _param("queued"),
+               sa.or_(job.pinned_to.is_(None), job.pinned_to == _param("token")))
+        .order_by(job.seq)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return (
+        job_table.update()
+        .where(job.seq == oldest)
+        .values(status=_param("running"), owner=_param("owner"), lease_until=_param("lease_until"),
+                attempts=job.attempts + 1, started_at=_param("now"))
+        .returning(*job_table.columns)
+    )
+
+
+def _owned_by_worker() -> sa.ColumnElement[bool]:
+    """Every write of a running job names its owner: a worker whose lease was taken over writes nothing."""
+    return sa.and_(job.id == _param("id"), job.owner == _param("owner"), job.status == _param("running"))
+
+
+def _finish() -> sa.Update:
+    return (
+        job_table.update()
+        .where(_owned_by_worker())
+        .values(status=_param("status"), progress=_param("progress"), total_steps=_param("total_steps"),
+                result_json=_param("result_json"), error=_param("error"), traceback=_param("traceback"),
+                completed_at=_param("completed_at"), owner=sa.null(), lease_until=sa.null())
+    )
+
+
+def _finished_before_cutoff() -> sa.ColumnElement[bool]:
+    return sa.and_(job.status.in_([_param("completed"), _param("failed")]), job.completed_at < _param("cutoff"))
+
+
+def _insert() -> sa.Insert:
+    return job_table.insert().inline().values(
+        id=_param("id"), name=_param("name"), func_path=_param("func_path"), args_json=_param("args_json"),
+        pinned_to=_param("pinned_to"), status=_param("queued"), progress=0, total_steps=100,
+        created_at=_param("created_at"), attempts=0, max_attempts=_param("max_attempts"),
+    )
+
+
+def _insert_and_notify() -> sa.Select:
+    """PostgreSQL, one round trip: insert, and wake listening workers on commit if no other job waits.
+
+    While jobs wait, every worker is busy and claims its next job as it
+    finishes one; a NOTIFY per job to every listening process would cost more
+    than the job. The statement's snapshot does not see its own new row.
+    """
+    new_job = _insert().returning(job.id).cte("new_job")
+    others_waiting = sa.exists().where(job.status == _param("queued"), job.pinned_to.is_(None))
+    return sa.select(sa.func.pg_notify(_param("channel"), new_job.c.id)).where(~others_waiting)
+
+
+def _finish_and_claim() -> sa.Select:
+    """PostgreSQL, one round trip for a worker's whole turn: finish a job, claim the next."""
+    done = _finish().returning(job.id).cte("done")
+    following = _claim_next().cte("following")
+    one = sa.select(sa.literal(1).label("one")).subquery("one")
+    finished = sa.select(sa.func.count()).select_from(done).scalar_subquery()
+    return sa.select(finished, *following.c).select_from(one.outerjoin(following, sa.true()))
+
+
+def _statements() -> dict[str, sa.Executable]:
+    return {
+        "insert": _insert(),
+        "insert_and_notify": _insert_and_notify(),
+        "claim": _claim_next(),
+        "finish": _finish(),
+        "finish_and_claim": _finish_and_claim(),
+        "heartbeat": job_table.update().where(_owned_by_worker()).values(
+            progress=_param("progress"), total_steps=_param("total_steps"), lease_until=_param("lease_until")),
+        "give_back": job_table.update().where(_owned_by_worker()).values(
+            status=_param("queued"), owner=sa.null(), lease_until=sa.null(), attempts=job.attempts - 1),
+        "expired": sa.select(job.id, job.attempts, job.max_attempts)
+        .where(job.status == _param("running"), job.lease_until < _param("now"))
+        .with_for_update(skip_locked=True),
+        "requeue_lost": job_table.update().where(job.id == _param("id")).values(
+            status=_param("queued"), owner=sa.null(), lease_until=sa.null()),
+        "fail_lost": job_table.update().where(job.id == _param("id")).values(
+            status=_param("failed"), owner=sa.null(), lease_until=sa.null(), completed_at=_param("now"),
+            error=_param("error")),
+        # One statement for a job and its messages: a poll of job_status is one query.
+        "select_one": sa.select(*job_table.columns, message.timestamp, message.message)
+        .select_from(job_table.outerjoin(message_table, message.job_id == job.id))
+        .where(job.id == _param("id"))
+        .order_by(message.seq),
+        "select_newest": sa.select(*job_table.columns).order_by(job.seq.desc()).limit(_param("limit")),
+        "messages_of_newest": sa.select(message.job_id, message.timestamp, message.message)
+        .where(message.job_id.in_(sa.select(job.id).order_by(job.seq.desc()).limit(_param("limit"))))
+        .order_by(message.seq),
+        "count_status": sa.select(sa.func.count()).select_from(job_table).where(job.status == _param("status")),
+        "insert_message": message_table.insert().inline().values(
+            job_id=_param("job_id"), timestamp=_param("timestamp"), message=_param("message")),
+        "delete_old_messages": message_table.delete().where(message.job_id.in_(
+            sa.select(job.id).where(_finished_before_cutoff()))),
+        "delete_old_jobs": job_table.delete().where(_finished_before_cutoff()),
+    }
+
+
+@dataclass(frozen=True)
+class CompiledStatement:
+    """A statement's text for one database, with the values it fixes itself (such as LIMIT 1)."""
+
+    text: str
+    defaults: dict[str, Any]
+
+    def params(self, values: dict[str, Any]) -> dict[str, Any]:
+        return {**self.defaults, **values}
+
+
+_DIALECTS = {
+    "sqlite": lambda: sqlite.dialect(paramstyle="named"),
+    "postgresql": lambda: postgresql.psycopg.dialect(),
+}
+
+
+@lru_cache(maxsize=None)
+def compiled_statements(dialect_name: str) -> dict[str, CompiledStatement]:
+    """Compile every statement for ``dialect_name`` ("sqlite" or "postgresql"), once per process."""
+    dialect = _DIALECTS[dialect_name]()
+    compiled = {}
+    for name, statement in _statements().items():
+        if name in ("insert_and_notify", "finish_and_claim") and dialect_name != "postgresql":
+            continue
+        unit = statement.compile(dialect=dialect)
+        defaults = {key: value for key, value in unit.params.items() if value is not None}
+        compiled[name] = CompiledStatement(str(unit), defaults)
+    return compiled

@@ -1,0 +1,92 @@
+"""Who may call /admin: the request guard for sessions, bearer tokens and CSRF.
+
+- Pages redirect anonymous visitors to the login page; JSON routes answer
+  ``401`` with ``WWW-Authenticate``.
+- ``Authorization: Bearer <token>`` works on the JSON routes only: tokens made
+  by ``flask create-token`` (stored hashed, revocable) or ``ADMIN_API_TOKEN``.
+  The maintenance route takes nothing else. A token in the query string is
+  refused, because URLs end up in logs and browser histories.
+- Every state-changing browser request carries a CSRF token; bearer requests
+  cannot come from a cross-site form, so they are exempt.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+from flask import abort, g, jsonify, redirect, request, url_for
+from flask_login import current_user
+from flask_wtf.csrf import CSRFProtect
+
+from views.accounts import api_client_for
+
+csrf = CSRFProtect()
+
+_TOKEN_IN_QUERY = re.compile(r"token|api[_-]?key|auth|bearer|secret", re.IGNORECASE)
+STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def bearer_token() -> Optional[str]:
+    """The token of an ``Authorization: Bearer`` header; None without the header."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer":
+        # Basic credentials a browser attaches by itself (behind a password-protected
+        # proxy) are no API token: such a request stays a browser request, CSRF included.
+        return None
+    return value.strip()  # "" is a bearer header without a token: never valid
+
+
+def wants_json() -> bool:
+    """Tell API clients (and the page's fetch calls) from browsers navigating."""
+    if not request.accept_mimetypes:
+        return True
+    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "application/json"
+
+
+def unauthorized(message: str):
+    response = jsonify(error=message)
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = 'Bearer realm="admin"'
+    return response
+
+
+def refuse_token_in_query() -> None:
+    if any(_TOKEN_IN_QUERY.search(name) for name in request.args):
+        abort(400, description="Zugangsdaten gehören in den Authorization-Header, nicht in die URL.")
+
+
+def require_admin(api_endpoints: set[str], token_only: set[str]):
+    """Authenticate a request to the admin blueprint, or return the refusal."""
+    raw = bearer_token()
+    endpoint = request.endpoint or ""
+    if raw is not None and endpoint in api_endpoints:
+        client = api_client_for(raw) if raw else None
+        if client is None:
+            return unauthorized("API-Token ungültig oder widerrufen.")
+        g.api_client = client
+        return None
+    if endpoint in token_only:
+        return unauthorized("Diese Route verlangt ein API-Token (Authorization: Bearer ...).")
+    if current_user.is_authenticated:
+        check_csrf()  # only now: an anonymous request learns 401, not a CSRF error
+        return None
+    if endpoint in api_endpoints and wants_json():
+        return unauthorized("Anmeldung erforderlich.")
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def check_csrf() -> None:
+    if request.method in STATE_CHANGING_METHODS and bearer_token() is None:
+        csrf.protect()
+
+
+def guard_request() -> None:
+    """Before every request: no credentials in admin URLs, CSRF outside the admin blueprint."""
+    if request.path.startswith("/admin"):
+        refuse_token_in_query()
+    if request.blueprint != "admin":  # the admin blueprint checks after authenticating
+        check_csrf()

@@ -1,0 +1,61 @@
+"""``flask create-admin``, ``create-token``, ``revoke-token``, ``list-tokens``: accounts from the shell."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import with_appcontext
+
+from views.accounts import (
+    MIN_PASSWORD_LENGTH, create_api_token, list_api_tokens, revoke_api_token, set_admin_password,
+)
+
+
+@click.command("create-admin")
+@with_appcontext
+@click.argument("username")
+@click.password_option(help=f"at least {MIN_PASSWORD_LENGTH} characters; asked for when missing")
+def create_admin_command(username: str, password: str) -> None:
+    """Create an admin, or reset an existing admin's password."""
+    try:
+        set_admin_password(username, password)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Admin {username!r} gespeichert.")
+
+
+@click.command("create-token")
+@with_appcontext
+@click.argument("name")
+def create_token_command(name: str) -> None:
+    """Create a named API token and print it (it is not shown again)."""
+    try:
+        token = create_api_token(name)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(token)
+
+
+@click.command("revoke-token")
+@with_appcontext
+@click.argument("name")
+def revoke_token_command(name: str) -> None:
+    """Revoke the API token with this name."""
+    if not revoke_api_token(name):
+        raise click.ClickException(f"Kein aktives Token namens {name!r}.")
+    click.echo(f"Token {name!r} widerrufen.")
+
+
+@click.command("list-tokens")
+@with_appcontext
+def list_tokens_command() -> None:
+    """List API tokens (names and dates only)."""
+    for token in list_api_tokens():
+        state = f"widerrufen {token.revoked_at:%Y-%m-%d}" if token.revoked_at else "aktiv"
+        used = f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "nie"
+        click.echo(f"{token.name}\t{state}\tzuletzt benutzt: {used}")
+
+
+def init_app(app: Flask) -> None:
+    for command in (create_admin_command, create_token_command, revoke_token_command, list_tokens_command):
+        app.cli.add_command(command)

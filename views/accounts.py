@@ -1,0 +1,123 @@
+"""Admin accounts and API tokens: passwords, bearer tokens and the first admin.
+
+Passwords are stored as salted scrypt hashes (werkzeug), tokens as SHA-256
+hashes compared in constant time; neither is ever stored or shown again after
+it was made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sys
+from typing import Optional
+
+import sqlalchemy as sa
+from flask import current_app
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from database import utcnow
+from models import AdminUser, ApiToken, begin_write, db
+
+MIN_PASSWORD_LENGTH = 12
+MIN_ENV_TOKEN_LENGTH = 24
+TOKEN_SECRET_BYTES = 32
+FIRST_ADMIN = "admin"
+FIRST_PASSWORD_BYTES = 15
+# Checked when the username is unknown, so both failures take the same time.
+_DUMMY_HASH = generate_password_hash(secrets.token_hex(16))
+
+
+def _token_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def set_admin_password(username: str, password: str) -> AdminUser:
+    """Create the admin, or reset the password of an existing one."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"Das Passwort braucht mindestens {MIN_PASSWORD_LENGTH} Zeichen.")
+    begin_write()
+    user = db.session.scalar(sa.select(AdminUser).where(AdminUser.username == username))
+    if user is None:
+        user = AdminUser(username=username)
+        db.session.add(user)
+    user.password_hash = generate_password_hash(password)
+    db.session.commit()
+    return user
+
+
+def verify_login(username: str, password: str) -> Optional[AdminUser]:
+    """Return the admin when the password is right; the same work either way."""
+    user = db.session.scalar(sa.select(AdminUser).where(AdminUser.username == username))
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    return user if check_password_hash(user.password_hash, password) else None
+
+
+def create_api_token(name: str) -> str:
+    """Store a new token under ``name`` and return it; it is shown only this once."""
+    begin_write()
+    if db.session.scalar(sa.select(ApiToken).where(ApiToken.name == name)) is not None:
+        raise ValueError(f"Es gibt schon ein Token namens {name!r}.")
+    secret = secrets.token_urlsafe(TOKEN_SECRET_BYTES)
+    token = ApiToken(name=name, token_hash=_token_hash(secret))
+    db.session.add(token)
+    db.session.commit()
+    return f"{token.id}.{secret}"
+
+
+def revoke_api_token(name: str) -> bool:
+    """Revoke the token named ``name``; False when there is no active one."""
+    begin_write()
+    token = db.session.scalar(sa.select(ApiToken).where(ApiToken.name == name))
+    if token is None or token.revoked_at is not None:
+        return False
+    token.revoked_at = utcnow()
+    db.session.commit()
+    return True
+
+
+def api_client_for(raw: str) -> Optional[str]:
+    """Return the name of the client the bearer token belongs to, or None."""
+    configured = current_app.config.get("ADMIN_API_TOKEN") or ""
+    if configured and hmac.compare_digest(raw.encode(), configured.encode()):
+        return "ADMIN_API_TOKEN"
+    token_id, _, secret = raw.partition(".")
+    if not token_id.isdigit() or not secret:
+        return None
+    begin_write()
+    token = db.session.get(ApiToken, int(token_id))
+    if token is None or token.revoked_at is not None or not hmac.compare_digest(
+        token.token_hash, _token_hash(secret)
+    ):
+        db.session.rollback()
+        return None
+    token.last_used_at = utcnow()
+    db.session.commit()
+    return token.name
+
+
+def list_api_tokens() -> list[ApiToken]:
+    return list(db.session.scalars(sa.select(ApiToken).order_by(ApiToken.id)))
+
+
+def ensure_first_admin() -> Optional[str]:
+    """Create the first admin with a random password when none exists; return the password."""
+    if db.session.scalar(sa.select(sa.func.count(AdminUser.id))):
+        return None
+    password = secrets.token_urlsafe(FIRST_PASSWORD_BYTES)
+    try:
+        set_admin_password(FIRST_ADMIN, password)
+    except sa.exc.IntegrityError:  # another process of the app was quicker
+        db.session.rollback()
+        return None
+    print(
+        "\n" + "=" * 72 + "\nErster Start: Admin-Zugang angelegt (nur jetzt angezeigt)\n"
+        f"  Benutzer: {FIRST_ADMIN}\n  Passwort: {password}\n"
+        "  Anmelden unter /admin/login; ändern mit: flask --app app create-admin admin\n" + "=" * 72,
+        file=sys.stderr,
+        flush=True,
+    )
+    return password
