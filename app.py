@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import click
+import sqlalchemy as sa
 from flask import Flask, request
 from flask_migrate import Migrate
 from werkzeug.exceptions import HTTPException
@@ -22,6 +23,8 @@ from views.errors import json_error
 
 log = logging.getLogger(__name__)
 migrate = Migrate()
+
+SECRET_KEY_BYTES = 32
 
 # Every key here can be overridden by instance/config.py, then by an
 # environment variable of the same name (parsed to the default's type).
@@ -95,11 +98,24 @@ def _load_config(app: Flask, config: Optional[Mapping[str, Any]]) -> None:
 
 
 def _instance_secret_key(app: Flask) -> str:
-    """Read the secret key from the instance folder, creating it on first run."""
+    """Read the secret key from the instance folder, creating it on first run.
+
+    Written to a private file first and then linked into place, which fails
+    if the key exists: of several processes starting at once exactly one key
+    wins, every process reads it whole, and it is never readable by others.
+    """
     path = Path(app.instance_path) / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        draft = path.with_name(f".secret_key-{os.getpid()}-{secrets.token_hex(4)}")
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_hex(SECRET_KEY_BYTES))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process was first: use its key
+        finally:
+            draft.unlink()
     return path.read_text().strip()
 
 
@@ -140,12 +156,12 @@ def create_app(
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     _configure_sqlite(app)
     with app.app_context():
-        schema_problem = _upgrade_schema(app)
+        database_problem = _prepare_database(app)
     job_queue.init_app(app)
-    if schema_problem is not None:  # a CLI command such as `flask db upgrade` may still run; a worker not
-        job_queue.add_start_check(app, lambda: _refuse_to_start(schema_problem))
+    if database_problem is not None:  # a CLI command such as `flask db upgrade` may still run; a worker not
+        job_queue.add_start_check(app, lambda: _refuse_to_start(database_problem))
 
-    from views import accounts, admin, auth, security, shops
+    from views import admin, auth, security, shops
 
     security.init_app(app)
     auth.init_app(app)
@@ -154,12 +170,9 @@ def create_app(
     app.register_error_handler(404, _json_routing_errors_under_admin)
     app.register_error_handler(405, _json_routing_errors_under_admin)
 
-    with app.app_context():
-        seed_programmes()
-        if not app.testing:
-            accounts.ensure_first_admin()
-        # The default shape: this process serves the web and runs the jobs.
-        if app.config["JOBS_AUTOSTART"] and app.config["JOBS_RUN_IN_WEB"] and not app.testing and _serving():
+    # The default shape: this process serves the web and runs the jobs.
+    if app.config["JOBS_AUTOSTART"] and app.config["JOBS_RUN_IN_WEB"] and not app.testing and _serving():
+        with app.app_context():
             job_queue.start()
     return app
 
@@ -168,10 +181,12 @@ def _refuse_to_start(problem: str) -> None:
     raise SystemExit(f"Start abgebrochen: {problem}")
 
 
-def _upgrade_schema(app: Flask) -> Optional[str]:
-    """Create or upgrade the schema, or refuse to serve on an outdated one (see README "Deployment").
+def _prepare_database(app: Flask) -> Optional[str]:
+    """Bring the schema up to date, then the rows every start needs (see README "Deployment").
 
-    Returns the problem when the schema stays outdated in a CLI command.
+    Serving (``flask run``, gunicorn) on a database that cannot be prepared
+    exits with the reason; a CLI command gets the reason back instead, so
+    ``flask db upgrade`` can still mend an outdated schema.
     """
     auto_upgrade = app.config["DATABASE_AUTO_UPGRADE"]
     if auto_upgrade is None:
@@ -181,13 +196,20 @@ def _upgrade_schema(app: Flask) -> Optional[str]:
             db.engine, set(db.metadata.tables) | set(job_metadata.tables),
             auto_upgrade=bool(auto_upgrade), lock_timeout=float(app.config["DATABASE_SCHEMA_LOCK_TIMEOUT"]),
         )
-    except SchemaError as exc:
+        if revision is not None:
+            log.info("Datenbankschema auf Revision %s gebracht", revision)
+        seed_programmes()
+        if not app.testing:
+            from views.accounts import ensure_first_admin
+
+            ensure_first_admin()
+    except (SchemaError, sa.exc.OperationalError) as exc:
+        problem = str(exc) if isinstance(exc, SchemaError) else f"Datenbank nicht nutzbar: {exc.orig}"
+        db.session.rollback()
         if _serving():
-            _refuse_to_start(str(exc))
-        log.warning("%s", exc)  # e.g. `flask db upgrade`, which is about to mend it
-        return str(exc)
-    if revision is not None:
-        log.info("Datenbankschema auf Revision %s gebracht", revision)
+            _refuse_to_start(problem)
+        log.warning("%s", problem)  # e.g. `flask db upgrade`, which is about to mend it
+        return problem
     return None
 
 

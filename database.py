@@ -39,9 +39,11 @@ def is_sqlite(engine_or_connection: Engine | Connection) -> bool:
 def prepare_sqlite(connection: sqlite3.Connection) -> None:
     """WAL, fsync only at checkpoints, wait for the write lock; BEGIN is ours to issue."""
     connection.isolation_level = None
+    # First: switching a new file to WAL needs a lock that another process starting
+    # at the same moment may hold; without a busy timeout that fails at once.
+    connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000:d}")
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000:d}")
 
 
 def configure_sqlite_engine(engine: Engine) -> None:

@@ -46,6 +46,7 @@ import sqlalchemy as sa  # noqa: E402
 from app import create_app  # noqa: E402
 from job_queue import JobQueue, JobStatus  # noqa: E402
 from jobs_for_bench import noop  # noqa: E402
+from processes import ProcessGroup  # noqa: E402
 
 COMPLETED = JobStatus.COMPLETED
 
@@ -61,6 +62,8 @@ class Figures:
     backend: str
     jobs_per_second: float
     pickups_ms: list[float]
+    processes_alive: int = 1  # worker processes (or the in-process worker) alive when the run ended
+    processes: int = 1
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -75,24 +78,29 @@ def bare_app(url: str, **config: object) -> tuple[Flask, JobQueue]:
     return app, queue
 
 
-def wait_for_completed(queue: JobQueue, count: int, timeout: float = 300) -> None:
+def wait_for_completed(queue: JobQueue, count: int, timeout: float = 300,
+                       group: Optional[ProcessGroup] = None) -> None:
     store = queue._state().store
     deadline = time.monotonic() + timeout
     while store.count(COMPLETED) < count:
+        if group is not None:
+            group.assert_alive()  # fail at once with the dead worker's output, not after the timeout
         if time.monotonic() > deadline:
             raise TimeoutError(f"only {store.count(COMPLETED)} of {count} jobs completed")
         time.sleep(0.005)
 
 
-def throughput(queue: JobQueue, jobs: int, repeat: int) -> float:
+def throughput(queue: JobQueue, jobs: int, repeat: int, group: Optional[ProcessGroup] = None) -> float:
     """Median over ``repeat`` runs of: enqueue ``jobs`` no-op jobs, wait until all are done."""
     rates = []
     for run in range(1, repeat + 1):
         started = time.perf_counter()
         for _ in range(jobs):
             queue.enqueue(noop)
-        wait_for_completed(queue, jobs * run)
+        wait_for_completed(queue, jobs * run, group=group)
         rates.append(jobs / (time.perf_counter() - started))
+        if group is not None:
+            print(f"  run {run}: {group.alive()} of {len(group.started)} worker processes alive", flush=True)
     return statistics.median(rates)
 
 
@@ -119,33 +127,31 @@ def in_process(url: str, jobs: int, pickups: int, repeat: int) -> Figures:
             if not done.wait(10):
                 raise TimeoutError("job not picked up")
             latencies.append((began_at[-1] - enqueued) * 1000)
+        alive = int(queue.is_running())
         queue.stop()
-    return Figures("SQLite, in process", rate, latencies)
+    return Figures("SQLite, in process", rate, latencies, alive, 1)
 
 
 @contextmanager
-def worker_processes(url: str, count: int) -> Iterator[None]:
+def worker_processes(url: str, count: int) -> Iterator[ProcessGroup]:
     env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="bench-only", PYTHONPATH=os.pathsep.join([str(BENCH), str(REPO)]))
-    processes = [
-        subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker"], cwd=REPO, env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(count)
-    ]
+    group = ProcessGroup()
+    for _ in range(count):
+        group.start([sys.executable, "-m", "flask", "--app", "app", "worker"], cwd=REPO, env=env)
     try:
         time.sleep(3)  # let them import, connect and LISTEN
-        yield
+        group.assert_alive()
+        yield group
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(30)
+        group.stop()
 
 
 def other_processes(label: str, url: str, workers: int, jobs: int, pickups: int, repeat: int) -> Figures:
     app, queue = bare_app(url, JOBS_RUN_IN_WEB=False)
-    with app.app_context(), worker_processes(url, workers):
+    with app.app_context(), worker_processes(url, workers) as group:
         store = queue._state().store
-        rate = throughput(queue, jobs, repeat)
+        print(f"{label}:", flush=True)
+        rate = throughput(queue, jobs, repeat, group)
 
         latencies = []
         for _ in range(pickups):
@@ -157,7 +163,11 @@ def other_processes(label: str, url: str, workers: int, jobs: int, pickups: int,
                 record = store.get(job_id)
             # both stamped by this machine's clock: created by us, started by the worker
             latencies.append((record.started_at - record.created_at).total_seconds() * 1000)
-    return Figures(label, rate, latencies)
+        alive, dead = group.alive(), group.dead()
+        print(f"  end: {alive} of {workers} worker processes alive", flush=True)
+        for started in dead:
+            print(f"  died (exit {started.process.returncode}):\n{started.output()[-3000:]}", flush=True)
+    return Figures(label, rate, latencies, alive, workers)
 
 
 def fresh_database(url: str) -> None:
@@ -199,13 +209,16 @@ def main() -> None:
 
     print(f"jobs/s: median of {args.repeat} runs of {args.jobs} no-op jobs; "
           f"pickup: {args.pickups} jobs enqueued one at a time into an idle queue\n")
-    print(f"{'backend':<26}{'jobs/s':>9}{'pickup median ms':>18}{'p95 ms':>9}   target")
+    print(f"{'backend':<26}{'jobs/s':>9}{'pickup median ms':>18}{'p95 ms':>9}{'alive':>7}   target")
     for figures in results:
         print(f"{figures.backend:<26}{figures.jobs_per_second:>9.0f}"
               f"{statistics.median(figures.pickups_ms):>18.2f}{percentile(figures.pickups_ms, 0.95):>9.2f}"
-              f"   {TARGETS[figures.backend]}")
+              f"{figures.processes_alive:>4}/{figures.processes:<2}   {TARGETS[figures.backend]}")
     print("\nFor comparison (issue 5, measured on this machine): Huey/SQLite ~1,300 jobs/s, ~56 ms pickup;"
           " RQ SimpleWorker/Redis ~250 jobs/s, 2.6 ms median pickup.")
+    died = [figures.backend for figures in results if figures.processes_alive < figures.processes]
+    if died:
+        sys.exit(f"FAILED: a worker process died during: {', '.join(died)} (its output is printed above)")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,16 @@ def message_dicts(messages: list[Message]) -> list[dict[str, Optional[str]]]:
     return [{"timestamp": _iso(ts), "message": text} for ts, text in messages]
 
 
+def _field(name: str, doc: str = "") -> Any:
+    """A read-only attribute that reads the record's field of the same name."""
+    return property(lambda view: getattr(view._record, name), doc=doc)
+
+
+def _timestamp(name: str) -> Any:
+    """A record's naive UTC timestamp, read as an aware datetime."""
+    return property(lambda view: _aware(getattr(view._record, name)))
+
+
 class JobView:
     """The seed's read-only fields of a job, read from one ``JobRecord``."""
 
@@ -49,67 +59,26 @@ class JobView:
     def _guard(self) -> AbstractContextManager[Any]:
         return nullcontext()
 
-    @property
-    def id(self) -> str:
-        return self._record.id
-
-    @property
-    def name(self) -> str:
-        return self._record.name
-
-    @property
-    def status(self) -> JobStatus:
-        return self._record.status
-
-    @property
-    def progress(self) -> int:
-        return self._record.progress
-
-    @property
-    def total_steps(self) -> int:
-        return self._record.total_steps
+    id: str = _field("id")
+    name: str = _field("name")
+    status: JobStatus = _field("status")
+    progress: int = _field("progress")
+    total_steps: int = _field("total_steps")
+    result: Any = _field("result")
+    error: Optional[str] = _field("error")
+    traceback: Optional[str] = _field("traceback", "the full traceback of a failed job")
+    func_path: Optional[str] = _field(
+        "func_path", "``module:qualname`` of the function; None for one only its own process can run")
+    attempts: int = _field("attempts")
+    max_attempts: int = _field("max_attempts")
+    created_at: Optional[datetime] = _timestamp("created_at")
+    started_at: Optional[datetime] = _timestamp("started_at")
+    completed_at: Optional[datetime] = _timestamp("completed_at")
 
     @property
     def messages(self) -> list[dict[str, Optional[str]]]:
         with self._guard():
             return message_dicts(self._record.messages)
-
-    @property
-    def result(self) -> Any:
-        return self._record.result
-
-    @property
-    def error(self) -> Optional[str]:
-        return self._record.error
-
-    @property
-    def traceback(self) -> Optional[str]:
-        return self._record.traceback
-
-    @property
-    def created_at(self) -> Optional[datetime]:
-        return _aware(self._record.created_at)
-
-    @property
-    def started_at(self) -> Optional[datetime]:
-        return _aware(self._record.started_at)
-
-    @property
-    def completed_at(self) -> Optional[datetime]:
-        return _aware(self._record.completed_at)
-
-    @property
-    def func_path(self) -> Optional[str]:
-        """``module:qualname`` of the function; None for one that only its own process can run."""
-        return self._record.func_path
-
-    @property
-    def attempts(self) -> int:
-        return self._record.attempts
-
-    @property
-    def max_attempts(self) -> int:
-        return self._record.max_attempts
 
     def get_progress_percent(self) -> int:
         """Return progress as a whole percentage (0..100)."""
@@ -145,14 +114,8 @@ class JobSnapshot(JobView):
         self._record = record
         self._reload = reload
 
-    @property
-    def owner(self) -> Optional[str]:
-        """The worker holding the job's lease while it runs."""
-        return self._record.owner
-
-    @property
-    def lease_until(self) -> Optional[datetime]:
-        return _aware(self._record.lease_until)
+    owner: Optional[str] = _field("owner", "the worker holding the job's lease while it runs")
+    lease_until: Optional[datetime] = _timestamp("lease_until")
 
     def refresh(self) -> "JobSnapshot":
         """Reload this job's state (it may have been removed: then it stays as it was)."""

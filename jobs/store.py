@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 WORKER_LOST = "Worker verloren: der Prozess, der den Job ausführte, antwortet nicht mehr"
 
 QUEUED, RUNNING = JobStatus.QUEUED.value, JobStatus.RUNNING.value
+NO_LIMIT = 2**62  # a LIMIT bigger than any table: "all rows"
 
 
 def _to_json(value: Any) -> Optional[str]:
@@ -195,7 +196,7 @@ class JobStore:
 
     def newest(self, limit: Optional[int] = None) -> list[JobRecord]:
         """The newest jobs with their messages, all of them without ``limit``."""
-        limit = limit if limit is not None else 2**62  # no LIMIT: bigger than any table
+        limit = limit if limit is not None else NO_LIMIT
         with self._transaction(write=False) as cursor:
             rows = self._run(cursor, "select_newest", limit=limit).fetchall()
             messages = self._run(cursor, "messages_of_newest", limit=limit).fetchall()

@@ -14,6 +14,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))  # helpers shared with benchmarks
 
 from app import create_app  # noqa: E402
 from job_queue import job_queue  # noqa: E402

@@ -17,6 +17,7 @@ import requests
 from flask import Flask
 
 from conftest import API_TOKEN, pg_test_url, reset_database
+from processes import ProcessGroup
 from job_helpers import create_run_log, record_run, runs, slow_job
 from job_queue import JobStatus, job_queue
 from database import utcnow as utcnow_naive
@@ -60,36 +61,33 @@ def process_env(url: str, **settings: object) -> dict[str, str]:
 
 
 class Workers:
-    """``flask worker`` processes started by a test, and their console output."""
+    """``flask worker`` processes started by a test; at the end each must still run (or have exited on purpose)."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.processes: list[tuple[subprocess.Popen, Path]] = []
+        self.group = ProcessGroup(tmp_path)
 
     def start(self, url: str, *args: str, **settings: object) -> subprocess.Popen:
-        log = self.tmp_path / f"worker-{len(self.processes)}.log"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "app", "worker", *args],
-            cwd=REPO, env=process_env(url, **settings), stdout=log.open("w"), stderr=subprocess.STDOUT,
-        )
-        self.processes.append((process, log))
-        return process
+        return self.group.start([sys.executable, "-m", "flask", "--app", "app", "worker", *args], cwd=REPO,
+                                env=process_env(url, **settings), expected_to_exit="--until-empty" in args)
+
+    def kill(self, process: subprocess.Popen) -> None:
+        """kill -9, as a crash would."""
+        self.group.expect_exit(process)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
 
     def output(self) -> str:
-        return "".join(log.read_text() for _, log in self.processes)
-
-    def stop(self) -> None:
-        for process, _ in self.processes:
-            if process.poll() is None:
-                process.kill()
-            process.wait(10)
+        return self.group.output()
 
 
 @pytest.fixture
 def workers(tmp_path: Path) -> Iterator[Workers]:
     started = Workers(tmp_path)
-    yield started
-    started.stop()
+    try:
+        yield started
+        started.group.assert_alive()  # a worker that died mid-test fails it loudly, with its output
+    finally:
+        started.group.stop()
 
 
 def enqueuing_app(make_app, url: str, **overrides) -> Flask:
@@ -127,8 +125,7 @@ def test_a_killed_worker_s_job_is_requeued_and_completed(make_app, database_url,
     first = workers.start(database_url, JOBS_LEASE_SECONDS=lease)
     with app.app_context():
         assert wait_until(lambda: job_queue.get_job(job_id).progress >= 2, 30), workers.output()
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
+        workers.kill(first)
         killed_at = time.monotonic()
         second = workers.start(database_url, "--until-empty", JOBS_LEASE_SECONDS=lease)
         assert wait_until(lambda: job_queue.get_job(job_id).attempts == 2, 30), workers.output()
@@ -148,8 +145,7 @@ def test_a_job_out_of_attempts_fails_as_worker_lost(make_app, database_url, work
         job_id = job_queue.enqueue(slow_job, args=(30.0,))
         first = workers.start(database_url, JOBS_LEASE_SECONDS=1.0)
         assert wait_until(lambda: job_queue.get_job(job_id).status is JobStatus.RUNNING, 30), workers.output()
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
+        workers.kill(first)
         workers.start(database_url, JOBS_LEASE_SECONDS=1.0)
         assert wait_until(lambda: job_queue.get_job(job_id).status is JobStatus.FAILED, 30), workers.output()
         job = job_queue.get_job(job_id)
@@ -208,12 +204,12 @@ def test_job_status_from_several_web_processes(make_app, workers, tmp_path: Path
     app = enqueuing_app(make_app, url)
     port = free_port()
     access_log = tmp_path / "access.log"
-    web = subprocess.Popen(
+    web = ProcessGroup(tmp_path / "web")
+    web.start(
         [sys.executable, "-m", "gunicorn", "-w", "3", "-b", f"127.0.0.1:{port}",
          "--access-logfile", str(access_log), "--access-logformat", "%(p)s %(s)s",
          "app:create_app()"],
-        cwd=REPO, env=process_env(url, JOBS_RUN_IN_WEB=0), stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        cwd=REPO, env=process_env(url, JOBS_RUN_IN_WEB=0),
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -227,9 +223,9 @@ def test_job_status_from_several_web_processes(make_app, workers, tmp_path: Path
             response = requests.get(f"{base}/admin/job_status/{job_id}", headers=headers, timeout=5)
             answers.append((response.status_code, response.json()["progress"]))
             time.sleep(0.015)
+        web.assert_alive()
     finally:
-        web.terminate()
-        web.wait(10)
+        web.stop()
     codes = [code for code, _ in answers]
     progress = [value for _, value in answers]
     assert codes == [200] * 200

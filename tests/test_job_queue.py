@@ -296,3 +296,50 @@ def test_seed_debugging_snippet_works_outside_an_app_context(flask_app: Flask) -
 def test_unbound_queue_says_how_to_bind_it() -> None:
     with pytest.raises(RuntimeError, match="init_app"):
         JobQueue().get_all_jobs()
+
+
+def test_keyboard_interrupt_in_run_pending_propagates_and_the_job_can_run_again(queue: JobQueue) -> None:
+    interrupted: list[str] = []
+
+    def interrupt_once(job: Job) -> str:
+        if not interrupted:
+            interrupted.append(job.id)
+            raise KeyboardInterrupt
+        return "zweiter Lauf"
+
+    job_id = queue.enqueue(interrupt_once)
+    with pytest.raises(KeyboardInterrupt):
+        queue.run_pending()
+    job = queue.get_job(job_id)
+    assert job.status is JobStatus.QUEUED and job.error is None
+    assert job.attempts == 0  # an interrupted caller is not the job's fault
+
+    assert queue.run_pending() == 1
+    assert queue.get_job(job_id).result == "zweiter Lauf"
+
+
+def test_system_exit_in_a_job_fails_the_job_not_the_worker(queue: JobQueue) -> None:
+    import sys
+
+    failing = queue.enqueue(lambda job: sys.exit(3))
+    done = enqueue_signal(queue)
+    queue.start()
+    assert done.wait(WAIT)
+    assert queue.get_job(failing).status is JobStatus.FAILED
+    assert queue.get_job(failing).error == "SystemExit: 3"
+    assert queue.is_running()
+
+
+@pytest.mark.parametrize("not_a_job", [42, None, "nur_ein_name", "json:nicht_da", b"os:getcwd"])
+def test_enqueue_refuses_what_cannot_run_at_once(queue: JobQueue, not_a_job: object) -> None:
+    with pytest.raises(TypeError):
+        queue.enqueue(not_a_job)  # type: ignore[arg-type]
+    assert queue.get_all_jobs() == []
+
+
+def test_enqueue_takes_a_module_function_string(queue: JobQueue) -> None:
+    job_id = queue.enqueue("job_helpers:slow_job", args=(0.0,), kwargs={"steps": 2})
+    assert queue.get_job(job_id).func_path == "job_helpers:slow_job"
+    assert queue.run_pending() == 1
+    job = queue.get_job(job_id)
+    assert job.status is JobStatus.COMPLETED and isinstance(job.result, int)

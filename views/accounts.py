@@ -104,12 +104,20 @@ def list_api_tokens() -> list[ApiToken]:
 
 
 def ensure_first_admin() -> Optional[str]:
-    """Create the first admin with a random password when none exists; return the password."""
+    """Create the first admin with a random password when none exists; return the password.
+
+    Only ever creates: of several processes starting at once on an empty
+    database, one inserts the admin and the others see it (or lose the insert
+    on the unique name), so no process resets a password another announced.
+    """
+    begin_write()
     if db.session.scalar(sa.select(sa.func.count(AdminUser.id))):
+        db.session.rollback()
         return None
     password = secrets.token_urlsafe(FIRST_PASSWORD_BYTES)
+    db.session.add(AdminUser(username=FIRST_ADMIN, password_hash=generate_password_hash(password)))
     try:
-        set_admin_password(FIRST_ADMIN, password)
+        db.session.commit()
     except sa.exc.IntegrityError:  # another process of the app was quicker
         db.session.rollback()
         return None

@@ -1,0 +1,122 @@
+"""Pages and API calls run a fixed number of SQL statements, however many jobs there are."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Callable
+
+import pytest
+from flask import Flask
+
+import database
+import jobs.connections
+from conftest import create_admin, csrf_token_of, ADMIN_PASSWORD, ADMIN_USER
+from job_queue import job_queue
+
+_TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "RELEASE", "SAVEPOINT")
+
+
+class StatementLog:
+    """Every SQL statement any SQLite connection of the app runs, as the database sees it."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.recording = False
+
+    def trace(self, statement: str) -> None:
+        if self.recording and not statement.lstrip().upper().startswith(_TRANSACTION_CONTROL):
+            self.statements.append(statement)
+
+    def count(self, request: Callable[[], object]) -> int:
+        self.statements.clear()
+        self.recording = True
+        try:
+            request()
+        finally:
+            self.recording = False
+        return len(self.statements)
+
+
+@pytest.fixture
+def statement_log(monkeypatch: pytest.MonkeyPatch) -> StatementLog:
+    log = StatementLog()
+    prepare = database.prepare_sqlite
+
+    def prepare_and_trace(connection: sqlite3.Connection) -> None:
+        prepare(connection)
+        connection.set_trace_callback(log.trace)
+
+    # Both the ORM's engine and the job store prepare each new SQLite connection here.
+    monkeypatch.setattr(database, "prepare_sqlite", prepare_and_trace)
+    monkeypatch.setattr(jobs.connections, "prepare_sqlite", prepare_and_trace)
+    return log
+
+
+def _jobs_with_messages(app: Flask, count: int) -> list[str]:
+    def chatty(job) -> int:
+        for step in range(5):
+            job.add_message(f"Schritt {step}")
+            job.set_progress(step, 5)
+        return count
+
+    with app.app_context():
+        ids = [job_queue.enqueue(chatty) for _ in range(count)]
+        job_queue.run_pending()
+        ids.append(job_queue.enqueue(chatty))  # and one still queued
+    return ids
+
+
+def _logged_in(app: Flask):
+    create_admin(app)
+    client = app.test_client()
+    client.post("/admin/login", data={"username": ADMIN_USER, "password": ADMIN_PASSWORD,
+                                      "csrf_token": csrf_token_of(client)})
+    return client
+
+
+@pytest.mark.parametrize("jobs", [3, 40])
+def test_statements_per_request_do_not_grow_with_the_number_of_jobs(
+    make_app: Callable[..., Flask], statement_log: StatementLog, jobs: int
+) -> None:
+    app = make_app()
+    ids = _jobs_with_messages(app, jobs)
+    client = _logged_in(app)
+    json = {"Accept": "application/json"}
+
+    admin_page = statement_log.count(lambda: client.get("/admin").status_code == 200 or pytest.fail())
+    job_status = statement_log.count(lambda: client.get(f"/admin/job_status/{ids[0]}", headers=json))
+    job_list = statement_log.count(lambda: client.get("/admin/jobs", headers=json))
+
+    # The session's admin is loaded once per request (1 statement); the rest is the page's own.
+    assert admin_page <= 5, statement_log.statements
+    assert job_status <= 2, statement_log.statements
+    assert job_list <= 3, statement_log.statements
+
+
+def test_the_counts_are_the_same_for_few_and_many_jobs(make_app: Callable[..., Flask],
+                                                        statement_log: StatementLog,
+                                                        tmp_path_factory) -> None:
+    counts = []
+    for jobs in (2, 30):
+        app = make_app(DATABASE_URL=f"sqlite:///{tmp_path_factory.mktemp('db')}/jobs.sqlite")
+        ids = _jobs_with_messages(app, jobs)
+        client = _logged_in(app)
+        json = {"Accept": "application/json"}
+        counts.append((
+            statement_log.count(lambda: client.get("/admin")),
+            statement_log.count(lambda: client.get(f"/admin/job_status/{ids[-2]}", headers=json)),
+            statement_log.count(lambda: client.get("/admin/jobs", headers=json)),
+        ))
+    assert counts[0] == counts[1]
+
+
+def test_reading_a_snapshot_never_queries(app: Flask, statement_log: StatementLog) -> None:
+    ids = _jobs_with_messages(app, 5)
+    with app.app_context():
+        snapshots = job_queue.get_all_jobs(limit=20)
+        reads = statement_log.count(lambda: [
+            (job.status, job.progress, job.messages, job.result, job.error, job.to_dict(),
+             job.get_progress_percent(), job.completed_at) for job in snapshots])
+        assert reads == 0
+        snapshot = job_queue.get_job(ids[0])
+        assert statement_log.count(snapshot.refresh) == 1  # an explicit reload is one statement
