@@ -19,13 +19,14 @@ from bs4 import BeautifulSoup
 from defusedxml import DefusedXmlException
 from flask import current_app
 
-from job_queue import Job
+from models import BASE, HINT, PER_EURO, PER_ORDER, PROMOTION
 from scrapers.errors import ScrapeError
 from scrapers.fetcher import Fetcher, FetchError, FetchSettings
-from scrapers.rates import PER_EURO, PER_ORDER, ParsedRate, parse_rate
+from scrapers.progress import ScrapeJob
+from scrapers.rates import ParsedRate, parse_rate
 from scrapers.run_log import scrape_run, store_and_report
 from scrapers.sources import open_source
-from scrapers.store import BASE, HINT, PROMOTION, Offer, OfferRate
+from scrapers.store import Offer, OfferRate
 
 PROGRAMME = "miles_and_more"
 PAGE_QUERY = "?noredirect=1&site=de"
@@ -175,7 +176,7 @@ def _partner_urls(fetcher: Fetcher, sitemap_url: str) -> list[str]:
     return partners
 
 
-def scrape_miles_and_more(job: Job) -> dict[str, int]:
+def scrape_miles_and_more(job: ScrapeJob) -> dict[str, int]:
     """Scrape every Miles & More partner page; return the counts of the run."""
     config = current_app.config
     job.add_message("Starte Miles & More-Scraper...")

@@ -16,13 +16,14 @@ from typing import Any, Optional
 
 from flask import current_app
 
-from job_queue import Job
+from models import BASE, PROMOTION
 from scrapers.errors import ScrapeError
 from scrapers.fetcher import Fetcher, FetchSettings
+from scrapers.progress import ScrapeJob
 from scrapers.rates import parse_rate
 from scrapers.run_log import scrape_run, store_and_report
 from scrapers.sources import open_source
-from scrapers.store import BASE, PROMOTION, Offer, OfferRate
+from scrapers.store import Offer, OfferRate
 
 PROGRAMME = "payback"
 SHOP_PAGE_URL = "https://www.payback.de/shop/{vanity}"
@@ -126,7 +127,7 @@ def _decode(body: bytes, url: str) -> Any:
         raise ScrapeError(f"PAYBACK-Katalog {url} ist kein gültiges JSON (abgeschnitten?): {exc}") from exc
 
 
-def scrape_payback(job: Job) -> dict[str, int]:
+def scrape_payback(job: ScrapeJob) -> dict[str, int]:
     """Scrape all PAYBACK online shops; return added/updated/deactivated/unparsed counts."""
     config = current_app.config
     page_size = int(config["PAYBACK_PAGE_SIZE"])

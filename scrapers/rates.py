@@ -11,10 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-PER_EURO = "per_euro"
-PER_ORDER = "per_order"
-FIXED_UP_TO = "up_to"
-PERCENT = "percent"
+from models import FIXED_UP_TO, PER_EURO, PER_ORDER, PERCENT
 
 _NUMBER = r"(\d{1,3}(?:\.\d{3})+|\d+(?:,\d+)?)"
 _UNIT = r"(?:°P|°\s?Punkte?|Punkte?|Meilen?|Miles?|P)"

@@ -5,13 +5,13 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from job_queue import Job
 from models import ScrapeRun, begin_write, db, utcnow_naive
+from scrapers.progress import ScrapeJob
 from scrapers.store import Offer, store_offers
 
 
 @contextmanager
-def scrape_run(scraper: str, job: Job) -> Iterator[ScrapeRun]:
+def scrape_run(scraper: str, job: ScrapeJob) -> Iterator[ScrapeRun]:
     """Log a run as started, then as succeeded or failed with the error.
 
     The caller fills in ``added``, ``updated`` and ``message``; an exception
@@ -39,7 +39,7 @@ def scrape_run(scraper: str, job: Job) -> Iterator[ScrapeRun]:
 
 
 def store_and_report(
-    job: Job, run: ScrapeRun, offers: list[Offer], complete: bool, is_sample: bool
+    job: ScrapeJob, run: ScrapeRun, offers: list[Offer], complete: bool, is_sample: bool
 ) -> dict[str, int]:
     """Write a run's offers, report the counts on the job and the log; return them.
 

@@ -14,13 +14,8 @@ from typing import Iterable, Optional
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from models import Programme, Rate, Shop, begin_write, db, utcnow_naive
+from models import EARN_RATE_KINDS, Programme, Rate, Shop, begin_write, db, utcnow_naive
 from scrapers.rates import ParsedRate
-
-BASE = "base"
-PROMOTION = "promotion"  # a campaign apart from the base rate, with its own validity
-HINT = "hint"  # a voucher or notice: shown, never counted as an earn rate
-EARN_RATE_KINDS = (BASE, PROMOTION)
 
 
 @dataclass(frozen=True)

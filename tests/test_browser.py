@@ -187,7 +187,8 @@ def test_hostile_scraped_text_renders_as_text_and_nothing_runs(
 ) -> None:
     from job_queue import job_queue
     from scrapers.rates import parse_rate
-    from scrapers.store import BASE, Offer, OfferRate, store_offers
+    from models import BASE
+    from scrapers.store import Offer, OfferRate, store_offers
 
     app = make_app(JOBS_AUTOSTART=True)
     with app.app_context():

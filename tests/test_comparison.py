@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import Flask
 
-from models import Shop, db
+from models import BASE, PROMOTION, Shop, db
 from scrapers.rates import parse_rate
-from scrapers.store import BASE, PROMOTION, Offer, OfferRate, store_offers
+from scrapers.store import Offer, OfferRate, store_offers
 from views.charts import history_chart
 from views.comparison import compare_shops, normalise_name
 from views.shops import euro_values

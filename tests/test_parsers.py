@@ -11,9 +11,8 @@ import pytest
 from scrapers.errors import ScrapeError
 from scrapers.miles_and_more import parse_partner_page, parse_sitemap
 from scrapers.payback import parse_end_date, parse_payback_page
-from scrapers.rates import FIXED_UP_TO, PER_EURO, PER_ORDER
+from models import BASE, FIXED_UP_TO, HINT, PER_EURO, PER_ORDER, PROMOTION
 from scrapers.sample_server import SAMPLE_DIR
-from scrapers.store import BASE, HINT, PROMOTION
 
 PAYBACK = json.loads((SAMPLE_DIR / "payback" / "digital-shops.json").read_text(encoding="utf-8"))
 PARTNERS = SAMPLE_DIR / "miles_and_more" / "partner"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from scrapers.rates import FIXED_UP_TO, PER_EURO, PER_ORDER, PERCENT, parse_number, parse_rate
+from models import FIXED_UP_TO, PER_EURO, PER_ORDER, PERCENT
+from scrapers.rates import parse_number, parse_rate
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable, Mapping, Optional
 
-from models import Rate, Shop
-from scrapers.rates import PER_EURO, PERCENT
-from scrapers.store import BASE, HINT, PROMOTION
+from models import BASE, HINT, PER_EURO, PERCENT, PROMOTION, Rate, Shop
 
 _UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
 
