@@ -39,6 +39,10 @@ DEFAULTS: dict[str, Any] = {
     "SCRAPER_MAX_RETRY_AFTER": 30.0,
     "SCRAPER_HOST_CONCURRENCY": 2,
     "SCRAPER_MIN_INTERVAL": 0.5,
+    # Safety against hostile or huge sources (README "Politeness" and "Safety").
+    "SCRAPER_ALLOWED_HOSTS": "",  # "host" or "host:port", comma-separated: exempt from the address guard
+    "SCRAPER_MAX_CRAWL_DELAY": 30.0,
+    "MAX_SITEMAP_URLS": 5000,
     # Access to /admin (see README "Security").
     "ADMIN_API_TOKEN": None,
     "LOGIN_RATE_LIMIT_PER_IP": "10 per minute",

@@ -87,7 +87,7 @@ def scrape_example(job: ScrapeJob) -> dict[str, int]:
     # One catalogue host: the example's own pause between pages is its politeness limit.
     settings = replace(FetchSettings.from_config(config), min_interval=config["EXAMPLE_PAGE_INTERVAL"])
     with open_source(PROGRAMME, "EXAMPLE_CATALOGUE_URL", "/catalogue-1.html") as source, \
-            scrape_run(PROGRAMME, job) as run, Fetcher(settings) as fetcher:
+            scrape_run(PROGRAMME, job) as run, Fetcher(settings.allowing(*source.allowed_hosts)) as fetcher:
         if source.is_sample:
             job.add_message("Lese die mitgelieferten Beispieldaten")
         offers: list[Offer] = []

@@ -182,7 +182,7 @@ def scrape_miles_and_more(job: ScrapeJob) -> dict[str, int]:
     job.add_message("Starte Miles & More-Scraper...")
     settings = FetchSettings.from_config(config)
     with open_source(PROGRAMME, "MILES_AND_MORE_SITEMAP_URL", "/sitemap.xml") as source, \
-            scrape_run(PROGRAMME, job) as run, Fetcher(settings) as fetcher:
+            scrape_run(PROGRAMME, job) as run, Fetcher(settings.allowing(*source.allowed_hosts)) as fetcher:
         if source.is_sample:
             job.add_message("Offline-Modus: lese die mitgelieferten Miles & More-Beispieldaten")
         job.add_message(f"Lade Sitemap {source.url}")

@@ -134,7 +134,7 @@ def scrape_payback(job: ScrapeJob) -> dict[str, int]:
     job.add_message("Starte Payback-Scraper...")
     with open_source(PROGRAMME, "PAYBACK_CATALOGUE_URL", "/onsflows/api/digital-shops") as source, \
             scrape_run(PROGRAMME, job) as run, \
-            Fetcher(FetchSettings.from_config(config)) as fetcher:
+            Fetcher(FetchSettings.from_config(config).allowing(*source.allowed_hosts)) as fetcher:
         if source.is_sample:
             job.add_message("Offline-Modus: lese die mitgelieferten PAYBACK-Beispieldaten")
         offers: dict[str, Offer] = {}
