@@ -44,6 +44,8 @@ class Offer:
     domains: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
     rates: list[OfferRate] = field(default_factory=list)
+    # The programme's own status word for the partner, if it has one: reported, not stored.
+    source_status: Optional[str] = None
 
     @property
     def unparsed_rates(self) -> int:

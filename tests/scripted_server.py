@@ -60,6 +60,7 @@ class ScriptedServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body as separate writes must not stall
 
             def handle(self) -> None:
                 try:
