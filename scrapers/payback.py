@@ -22,6 +22,7 @@ from scrapers.fetcher import Fetcher, FetchSettings
 from scrapers.progress import ScrapeJob
 from scrapers.rates import parse_rate
 from scrapers.run_log import scrape_run, store_and_report
+from scrapers.sanitize import is_safe_path_segment
 from scrapers.sources import open_source
 from scrapers.store import Offer, OfferRate
 
@@ -75,7 +76,9 @@ def _parse_item(item: Any, index: int) -> Offer:
         raise _shape_error(f"Eintrag {index} hat keine 'partnerShortName'")
     if not isinstance(name, str) or not name.strip():
         raise _shape_error(f"Eintrag {index} ({external_id}) hat keinen 'partnerDisplayName'")
-    vanity = item.get("partnerVanityName") if isinstance(item.get("partnerVanityName"), str) else None
+    vanity = item.get("partnerVanityName")
+    # The vanity name becomes a link path: anything but [A-Za-z0-9_-]+ gets no link at all.
+    vanity = vanity if isinstance(vanity, str) and is_safe_path_segment(vanity) else None
 
     rates = []
     base = _headline(item.get("incentivation"))

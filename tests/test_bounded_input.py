@@ -10,8 +10,13 @@ import sqlalchemy as sa
 from flask import Flask
 
 from job_queue import job_queue
-from models import Programme, Shop, db
+from models import BASE, Programme, Shop, db
+from scrapers.field_limits import fit_offer
 from scrapers.miles_and_more import scrape_miles_and_more
+from scrapers.payback import parse_payback_page, scrape_payback
+from scrapers.rates import parse_rate
+from scrapers.sample_server import SAMPLE_DIR
+from scrapers.store import Offer, OfferRate
 from scripted_server import Reply, ScriptedServer, server  # noqa: F401 (fixture)
 
 PAGE = ('<html><body><script type="application/json" id="__STATIC_ROUTER_DATA__">{data}</script>'
@@ -65,3 +70,68 @@ def test_sitemap_of_5000_urls_is_processed(make_app, server: ScriptedServer) -> 
     assert snapshot["status"] == "completed", snapshot["error"]
     assert snapshot["result"]["added"] == 5000
     assert sum(hits for path, hits in server.hits.items() if path.startswith("/partner/")) == 5000
+
+
+# -- odd field values ------------------------------------------------------------------
+
+def test_fit_offer_cleans_cuts_and_counts() -> None:
+    offer = Offer(
+        external_id="lp1",
+        name="Shop\u202e\u2066 mit\x00 Steuer\x85zeichen " + "x" * 400,
+        detail_url="https://example.com/" + "a" * 2000,
+        domains=[f"d{i}.example" for i in range(60)],
+        rates=[OfferRate(BASE, parse_rate("2 °P pro 1 €\u202e"), "y" * 600)],
+    )
+    fitted, cuts = fit_offer(offer)
+    assert fitted.name.startswith("Shop mit Steuerzeichen xxx") and len(fitted.name) == 300
+    assert fitted.detail_url is None  # half a link leads elsewhere: dropped
+    assert len(fitted.domains) == 50
+    assert fitted.rates[0].parsed.raw_text == "2 °P pro 1 €" and len(fitted.rates[0].detail) == 500
+    assert cuts == 4  # name, link, domain list, detail
+
+
+@pytest.mark.parametrize("vanity, link", [
+    ("otto", "https://www.payback.de/shop/otto"),
+    ("mode-shop_2", "https://www.payback.de/shop/mode-shop_2"),
+    ("../../admin", None),
+    ("otto?x=<script>", None),
+    ("", None),
+])
+def test_payback_vanity_name_forms_a_link_only_when_safe(vanity: str, link) -> None:
+    item = {"partner": {"partnerShortName": "lp1", "partnerDisplayName": "Shop"}, "partnerVanityName": vanity}
+    offer = parse_payback_page({"totalResultSize": 1, "digitalShopListItem": [item]}).offers[0]
+    assert offer.detail_url == link
+
+
+def odd_catalogue() -> bytes:
+    catalogue = json.loads((SAMPLE_DIR / "payback" / "digital-shops.json").read_text(encoding="utf-8"))
+    items = catalogue["digitalShopListItem"]
+    items[0]["partner"]["partnerDisplayName"] = "Riesen\x00name\u202e " + "N" * 200_000
+    items[1]["incentivation"]["incentivationHeadline"] = "2 °P pro 1 € " + "!" * 10_000
+    items[2]["partnerVanityName"] = "v" * 5_000
+    return json.dumps(catalogue).encode()
+
+
+def run_odd_payback(app: Flask, scripted: ScriptedServer) -> dict:
+    scripted.route("/digital-shops", Reply(body=odd_catalogue(), headers={"Content-Type": "application/json"}))
+    app.config.update(SCRAPER_SOURCES="online", PAYBACK_CATALOGUE_URL=f"{scripted.url}/digital-shops",
+                      SCRAPER_ALLOWED_HOSTS=f"127.0.0.1:{scripted.httpd.server_port}")
+    snapshot, _ = run(app, scrape_payback)
+    return snapshot
+
+
+def assert_cut_name_stored(app: Flask, snapshot: dict) -> None:
+    assert snapshot["status"] == "completed", snapshot["error"]
+    assert snapshot["result"]["added"] == 40
+    assert any("4 Werte waren zu lang" in entry["message"] for entry in snapshot["messages"])
+    with app.app_context():
+        shop = db.session.scalar(sa.select(Shop).join(Programme).where(Shop.external_id == "lp628101"))
+        assert len(shop.name) == 300 and shop.name.startswith("Riesenname NNN")
+
+
+def test_odd_values_do_not_fail_a_run_on_sqlite(app: Flask, server: ScriptedServer) -> None:
+    assert_cut_name_stored(app, run_odd_payback(app, server))
+
+
+def test_200000_character_shop_name_on_postgresql(pg_app: Flask, server: ScriptedServer) -> None:
+    assert_cut_name_stored(pg_app, run_odd_payback(pg_app, server))
