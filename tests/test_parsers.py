@@ -11,7 +11,7 @@ import pytest
 from scrapers.errors import ScrapeError
 from scrapers.miles_and_more_pages import hint_title, parse_partner_page, parse_sitemap, partner_page_url
 from scrapers.payback import parse_end_date, parse_payback_page
-from models import BASE, FIXED_UP_TO, HINT, PER_EURO, PER_ORDER, PROMOTION
+from models import BASE, FIXED_UP_TO, HINT, MULTIPLIER, PER_EURO, PER_ORDER, PROMOTION
 from scrapers.sample_server import SAMPLE_DIR
 
 PAYBACK = json.loads((SAMPLE_DIR / "payback" / "digital-shops.json").read_text(encoding="utf-8"))
@@ -52,7 +52,8 @@ def test_payback_sample_parses_every_shop() -> None:
         ("2 °P pro 1 €", PER_EURO, 2.0)
     ]
     promotion = next(rate for rate in otto.rates if rate.kind == PROMOTION)
-    assert promotion.parsed.raw_text == "10-fach °P" and not promotion.parsed.is_parsed
+    assert promotion.parsed.raw_text == "10-fach °P"
+    assert (promotion.parsed.rate_type, promotion.parsed.value) == (MULTIPLIER, 10.0)
     assert promotion.detail == "bis 31.12.2026"
     assert promotion.ends_at == datetime(2026, 12, 31, 23, 59, 59)
 
