@@ -16,6 +16,7 @@ from job_queue import DEFAULT_CONFIG as JOB_DEFAULTS
 from job_queue import job_queue
 from jobs.store import configure_sqlite_engine, create_tables
 from models import db, seed_programmes
+from scrapers.errors import quiet_expected_failures
 
 # Every key here can be overridden by instance/config.py, then by an
 # environment variable of the same name (parsed to the default's type).
@@ -128,6 +129,7 @@ def create_app(
     os.makedirs(app.instance_path, exist_ok=True)
     _load_config(app, config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_expected_failures(logging.getLogger("job_queue"))  # a host that is down: one line, no traceback
 
     db.init_app(app)
     _configure_sqlite(app)

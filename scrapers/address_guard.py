@@ -121,10 +121,10 @@ def _normalise_allowed(entry: str) -> tuple[str, Optional[int]]:
 class AddressGuard:
     """Check hosts and open connections only to public addresses or allow-listed hosts."""
 
-    def __init__(self, allowed_hosts: Iterable[str] = (), resolver: Resolver = socket.getaddrinfo) -> None:
-        """``allowed_hosts``: ``"name"`` (any port) or ``"name:port"``; ``resolver`` is ``getaddrinfo``."""
+    def __init__(self, allowed_hosts: Iterable[str] = (), resolver: Optional[Resolver] = None) -> None:
+        """``allowed_hosts``: ``"name"`` (any port) or ``"name:port"``; ``resolver``: ``getaddrinfo``."""
         self._allowed = {_normalise_allowed(entry) for entry in allowed_hosts if entry.strip()}
-        self._resolve = resolver
+        self._resolver = resolver
 
     def is_allowed(self, host: str, port: int) -> bool:
         """Tell whether ``host:port`` is on the allow-list (compared as written, case-insensitive)."""
@@ -143,7 +143,7 @@ class AddressGuard:
             sockaddr = (str(literal), port, 0, 0) if literal.version == 6 else (str(literal), port)
             infos: list[AddrInfo] = [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr)]
         else:
-            infos = self._resolve(host, port, 0, socket.SOCK_STREAM)
+            infos = (self._resolver or socket.getaddrinfo)(host, port, 0, socket.SOCK_STREAM)
         if self.is_allowed(host, port):
             return infos
         for info in infos:

@@ -25,14 +25,14 @@ class FetchError(ScrapeError):
     """A URL could not be fetched; the message names the host or URL and the cause.
 
     ``status`` is the HTTP status when the server answered with an error.
-    ``expected`` marks failures that are part of talking to the outside world
-    (network down, server refusing): logged as one line, without a traceback.
+    Every fetch failure is ``expected``: logged as one line, without a traceback.
     """
 
-    def __init__(self, message: str, *, status: Optional[int] = None, expected: bool = True) -> None:
+    expected = True
+
+    def __init__(self, message: str, *, status: Optional[int] = None) -> None:
         super().__init__(message)
         self.status = status
-        self.expected = expected
 
 
 class RobotsDisallowed(FetchError):

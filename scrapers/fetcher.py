@@ -348,7 +348,7 @@ class Fetcher:
                 return RobotsRules()
             if cap is not None and time.monotonic() >= cap:
                 return None
-            log.info("robots.txt at %s unreachable: %s", target.origin, exc)
+            log.debug("robots.txt at %s unreachable: %s", target.origin, exc)  # the job reports it
             return RobotsRules(unreachable=str(exc))
         rules = RobotsRules.parse(body)
         delay = rules.crawl_delay(self.settings.user_agent)

@@ -117,14 +117,3 @@ def test_partner_page_without_noredirect_redirects_to_a_host_that_refuses_bots()
             with pytest.raises(AddressNotAllowed):
                 fetcher.get(f"{site.url}/partner/otto_de")
         assert site.bot_wall_hits["/partner/otto_de"] == 1
-
-
-def test_unreachable_source_fails_with_a_clear_message(make_app) -> None:
-    app = make_app(SCRAPER_SOURCES="online", SCRAPER_RETRIES=0,
-                   PAYBACK_CATALOGUE_URL="http://127.0.0.1:9/onsflows/api/digital-shops",
-                   MILES_AND_MORE_SITEMAP_URL="http://127.0.0.1:9/sitemap.xml")
-    for func in (scrape_payback, scrape_miles_and_more):
-        snapshot = run(app, func)
-        assert snapshot["status"] == "failed"
-        assert "127.0.0.1:9" in snapshot["error"]
-        assert snapshot["progress_percent"] < 100
