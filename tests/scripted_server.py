@@ -1,4 +1,4 @@
-"""A scriptable loopback HTTP server for fetcher tests: replies per path, hostile ones too."""
+"""A scriptable loopback HTTP server for fetcher tests (replies per path, hostile ones too) and a fetch helper."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any, Union
 
-import pytest
+from scrapers.fetcher import Fetcher, FetchError, FetchSettings
 
 
 @dataclass
@@ -127,8 +127,12 @@ class ScriptedServer:
         self.thread.join()
 
 
-@pytest.fixture
-def server() -> Iterator[ScriptedServer]:
-    scripted = ScriptedServer()
-    yield scripted
-    scripted.close()
+
+
+def fetch(settings: FetchSettings, url: str) -> Union[bytes, FetchError]:
+    """Fetch ``url`` with a fresh fetcher; return the body or the FetchError."""
+    with Fetcher(settings) as fetcher:
+        try:
+            return fetcher.get(url)
+        except FetchError as exc:
+            return exc

@@ -17,7 +17,7 @@ from scrapers.payback import parse_payback_page, scrape_payback
 from scrapers.rates import parse_rate
 from scrapers.sample_server import SAMPLE_DIR
 from scrapers.store import Offer, OfferRate
-from scripted_server import Reply, ScriptedServer, server  # noqa: F401 (fixture)
+from scripted_server import Reply, ScriptedServer
 
 PAGE = ('<html><body><script type="application/json" id="__STATIC_ROUTER_DATA__">{data}</script>'
         "</body></html>")

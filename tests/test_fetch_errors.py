@@ -13,7 +13,7 @@ from job_queue import job_queue
 from scrapers.fetcher import Fetcher, FetchError, FetchSettings
 from scrapers.miles_and_more import scrape_miles_and_more
 from scrapers.payback import scrape_payback
-from scripted_server import Reply, ScriptedServer, server  # noqa: F401 (fixture)
+from scripted_server import Reply, ScriptedServer
 
 pytestmark = pytest.mark.timeout(60)
 

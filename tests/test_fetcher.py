@@ -7,25 +7,17 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Union
 
 import pytest
 
 from scrapers.fetcher import Fetcher, FetchError, FetchSettings, RobotsDisallowed, RobotsUnreachable
-from scripted_server import Reply, ScriptedServer, server  # noqa: F401 (fixture)
+from scripted_server import Reply, ScriptedServer, fetch
 
 pytestmark = pytest.mark.timeout(30)
 
 # Loopback is refused by the address guard unless allowed; these tests allow 127.0.0.1 on any port.
 FAST = FetchSettings(retries=2, backoff_factor=0, min_interval=0, total_timeout=10, allowed_hosts=("127.0.0.1",))
 
-
-def fetch(settings: FetchSettings, url: str) -> Union[bytes, FetchError]:
-    with Fetcher(settings) as fetcher:
-        try:
-            return fetcher.get(url)
-        except FetchError as exc:
-            return exc
 
 
 def test_get_returns_decoded_body_and_sends_user_agent(server: ScriptedServer) -> None:

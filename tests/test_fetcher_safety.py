@@ -10,14 +10,13 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Union
 
 import pytest
 import requests
 
 from scrapers.address_guard import AddressGuard, AddressRefused, GuardedHTTPAdapter
 from scrapers.fetcher import AddressNotAllowed, Fetcher, FetchError, FetchSettings, RobotsDisallowed
-from scripted_server import Reply, ScriptedServer, server  # noqa: F401 (fixture)
+from scripted_server import Reply, ScriptedServer, fetch
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -29,13 +28,6 @@ def allowing(scripted: ScriptedServer, settings: FetchSettings = BASE) -> FetchS
     """``settings`` with exactly this server's host:port allowed (loopback is refused otherwise)."""
     return settings.allowing(f"127.0.0.1:{scripted.httpd.server_port}")
 
-
-def fetch(settings: FetchSettings, url: str) -> Union[bytes, FetchError]:
-    with Fetcher(settings) as fetcher:
-        try:
-            return fetcher.get(url)
-        except FetchError as exc:
-            return exc
 
 
 @pytest.fixture
