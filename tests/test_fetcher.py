@@ -213,3 +213,12 @@ def test_settings_from_config() -> None:
         {"SCRAPER_TIMEOUT": 7, "SCRAPER_MAX_BYTES": "2048", "SCRAPER_USER_AGENT": "Test/1", "OTHER": 1}
     )
     assert settings == replace(FetchSettings(), read_timeout=7.0, max_bytes=2048, user_agent="Test/1")
+
+
+def test_retries_keep_the_host_interval(server: ScriptedServer) -> None:
+    server.route("/flaky", Reply(503, b"busy"), Reply(503, b"busy"), Reply(body=b"done"))
+    with Fetcher(replace(FAST, min_interval=0.3, retries=3)) as fetcher:
+        assert fetcher.get(f"{server.url}/flaky") == b"done"
+    starts = [started for path, started in server.starts if path == "/flaky"]
+    assert len(starts) == 3
+    assert all(later - earlier >= 0.28 for earlier, later in zip(starts, starts[1:]))  # backoff 0, interval 0.3
