@@ -19,6 +19,8 @@ from job_queue import DEFAULT_CONFIG as JOB_DEFAULTS
 from job_queue import job_queue
 from jobs.schema import metadata as job_metadata
 from models import db, seed_programmes
+from scrapers.sources import OFFLINE as SOURCES_OFFLINE
+from scrapers.sources import ONLINE as SOURCES_ONLINE
 from views.errors import json_error
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     **JOB_DEFAULTS,
     "JOBS_CREATE_TABLES": False,  # the migrations own the job tables too
     # Where scrapers read: "online" (the URLs below) or "offline" (bundled samples).
-    "SCRAPER_SOURCES": "online",
+    "SCRAPER_SOURCES": SOURCES_ONLINE,
     "PAYBACK_CATALOGUE_URL": "https://www.payback.de/onsflows/api/digital-shops",
     "PAYBACK_PAGE_SIZE": 100,
     "MILES_AND_MORE_SITEMAP_URL": "https://api2.prd.mmi.q-two-hosting.com/page/sitemap.xml",
@@ -53,6 +55,10 @@ DEFAULTS: dict[str, Any] = {
     "SCRAPER_MAX_RETRY_AFTER": 30.0,
     "SCRAPER_HOST_CONCURRENCY": 2,
     "SCRAPER_MIN_INTERVAL": 0.5,
+    # Safety against hostile or huge sources (README "Politeness" and "Safety").
+    "SCRAPER_ALLOWED_HOSTS": "",  # "host" or "host:port", comma-separated: exempt from the address guard
+    "SCRAPER_MAX_CRAWL_DELAY": 30.0,
+    "MAX_SITEMAP_URLS": 5000,
     # Access to /admin (see README "Security").
     "ADMIN_API_TOKEN": None,
     "LOGIN_RATE_LIMIT_PER_IP": "10 per minute",
@@ -91,7 +97,7 @@ def _load_config(app: Flask, config: Optional[Mapping[str, Any]]) -> None:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret_key(app)
     app.config["SQLALCHEMY_DATABASE_URI"] = _database_uri(app)
-    if app.config["SCRAPER_SOURCES"] not in ("online", "offline"):
+    if app.config["SCRAPER_SOURCES"] not in (SOURCES_ONLINE, SOURCES_OFFLINE):
         raise ValueError(
             f"SCRAPER_SOURCES must be 'online' or 'offline', not {app.config['SCRAPER_SOURCES']!r}"
         )

@@ -84,6 +84,23 @@ class Shop(db.Model):
         return [rate for rate in self.rates if rate.valid_to is None]
 
 
+# -- The vocabulary of Rate.kind and Rate.rate_type ---------------------------
+# Scrapers write these values and the views read them; both import them from here.
+
+# Rate.kind: what role a rate plays in a shop's offer.
+BASE = "base"  # the programme's standing earn rate
+PROMOTION = "promotion"  # a campaign apart from the base rate, with its own validity
+HINT = "hint"  # a voucher or notice: shown, never counted as an earn rate
+EARN_RATE_KINDS = (BASE, PROMOTION)  # kinds whose unparsed texts are counted as "not understood"
+
+# Rate.rate_type: how ``Rate.value`` is meant (None: the text was not understood).
+PER_EURO = "per_euro"  # units per euro spent
+PER_ORDER = "per_order"  # a fixed number of units per order, booking or contract
+FIXED_UP_TO = "up_to"  # "up to N units", no base to relate them to
+PERCENT = "percent"  # percent of the amount spent, paid in euro
+MULTIPLIER = "multiplier"  # a promotion that multiplies the base rate ("10-fach °P")
+
+
 class Rate(db.Model):
     """One earn rate of a shop over a period; ``valid_to`` is None while current.
 
@@ -95,7 +112,7 @@ class Rate(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     shop_id: Mapped[int] = mapped_column(sa.ForeignKey("shop.id"), index=True)
-    kind: Mapped[str] = mapped_column(sa.String(20), default="base")  # base | promotion | hint
+    kind: Mapped[str] = mapped_column(sa.String(20), default=BASE)  # BASE | PROMOTION | HINT
     raw_text: Mapped[str] = mapped_column(sa.String(500))
     rate_type: Mapped[Optional[str]] = mapped_column(sa.String(20), nullable=True)
     value: Mapped[Optional[float]] = mapped_column(sa.Float, nullable=True)

@@ -69,7 +69,7 @@ def partner_page(index: int) -> bytes:
         "name": f"Partner {index}",
         "partner_id": index,
         "loyalty_points": 1 + index % 4,
-        "status": "active",
+        "status": "online",
         "visible": True,
         "hidden_shop": False,
     }
@@ -143,6 +143,7 @@ def run(label: str, pages: int, latency: float, concurrency: int, interval: floa
             "JOBS_AUTOSTART": False,
             "SCRAPER_SOURCES": "online",
             "MILES_AND_MORE_SITEMAP_URL": f"{base}/sitemap.xml",
+            "SCRAPER_ALLOWED_HOSTS": base.removeprefix("http://"),  # the fake portal is on loopback
             "SCRAPER_HOST_CONCURRENCY": concurrency,
             "SCRAPER_MIN_INTERVAL": interval,
         })

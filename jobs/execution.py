@@ -90,7 +90,7 @@ def execute(state: QueueState, record: JobRecord, owner: str, claim_next: bool =
                 result = func(job, *args, **kwargs)
             json.dumps(result, default=str)  # a result the database cannot hold fails the job
         except (Exception, SystemExit) as exc:  # the worker survives every job
-            log.exception("job %s (%s) failed", record.id, record.name)
+            _log_failure(record, exc)
             return finish(state, job, JobStatus.FAILED, exc=exc, claim_next=claim)
         except KeyboardInterrupt:
             state.store.give_back(record.id, owner)
@@ -101,6 +101,17 @@ def execute(state: QueueState, record: JobRecord, owner: str, claim_next: bool =
         state.running.pop(record.id, None)
         if not given_back:
             state.local_calls.pop(record.id, None)
+
+
+def _log_failure(record: JobRecord, exc: BaseException) -> None:
+    """One line for a failure the job calls expected (``exc.expected``: a host that is down), else the traceback.
+
+    The traceback is kept on the job either way.
+    """
+    if getattr(exc, "expected", False):
+        log.warning("job %s (%s) failed: %s", record.id, record.name, exc)
+    else:
+        log.exception("job %s (%s) failed", record.id, record.name)
 
 
 def write_progress(state: QueueState, job: Job) -> None:

@@ -16,13 +16,14 @@ from urllib.parse import urljoin, urlparse
 from bs4 import BeautifulSoup
 from flask import current_app
 
-from job_queue import Job
+from models import BASE
 from scrapers.errors import ScrapeError
+from scrapers.fetcher import Fetcher, FetchSettings
+from scrapers.progress import ScrapeJob
 from scrapers.rates import parse_rate
 from scrapers.run_log import scrape_run, store_and_report
-from scrapers.fetcher import Fetcher, FetchSettings
 from scrapers.sources import open_source
-from scrapers.store import BASE, Offer, OfferRate
+from scrapers.store import Offer, OfferRate
 
 PROGRAMME = "example"
 MAX_PAGES = 200  # a pager that never ends must not keep a job running forever
@@ -78,7 +79,7 @@ def parse_catalogue_page(html: str | bytes, page_url: str) -> CataloguePage:
     return CataloguePage(offers, number, total_pages, next_url)
 
 
-def scrape_example(job: Job) -> dict[str, int]:
+def scrape_example(job: ScrapeJob) -> dict[str, int]:
     """Scrape the example catalogue; return ``{"added": n, "updated": m}``."""
     config = current_app.config
     job.add_message("Starte Example-Scraper...")
@@ -86,7 +87,7 @@ def scrape_example(job: Job) -> dict[str, int]:
     # One catalogue host: the example's own pause between pages is its politeness limit.
     settings = replace(FetchSettings.from_config(config), min_interval=config["EXAMPLE_PAGE_INTERVAL"])
     with open_source(PROGRAMME, "EXAMPLE_CATALOGUE_URL", "/catalogue-1.html") as source, \
-            scrape_run(PROGRAMME, job) as run, Fetcher(settings) as fetcher:
+            scrape_run(PROGRAMME, job) as run, Fetcher(settings.allowing(*source.allowed_hosts)) as fetcher:
         if source.is_sample:
             job.add_message("Lese die mitgelieferten Beispieldaten")
         offers: list[Offer] = []

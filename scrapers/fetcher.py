@@ -1,247 +1,115 @@
 """Fetch pages politely and within hard limits: the one HTTP client every scraper uses.
 
-A scraper job runs unattended in a worker thread, so a single slow, huge or
-hostile response must not hang or swamp it, and the sites we compare must not
-notice us as more than a careful visitor. Hence, in one place:
+A scraper job runs unattended in a worker thread, so no server, however slow,
+huge or hostile, may hang or swamp it, make it talk to internal hosts, or
+notice us as more than a careful visitor. Hence, in one place, for every
+request (robots.txt, retries and each redirect hop included):
 
-* a total time budget per ``get()`` that covers retries, ``Retry-After`` waits
-  and the body; a watchdog cuts off servers that trickle bytes to dodge the
-  per-read timeout;
-* a byte cap on every body;
+* an address guard (``address_guard.py``): no connection to loopback, private,
+  link-local, ... addresses unless the host is allow-listed, and the socket
+  goes to the address that was checked;
+* one time budget per ``get()`` for connect, headers, body, retries and
+  redirects, enforced by a watchdog on the socket (``budget.py``);
+* a byte cap on the decoded body; a redirect's body is never read;
+* redirects followed here, hop by hop (at most ``max_redirects``), each hop
+  checked like a first request;
+* robots.txt (RFC 9309, ``robots.py``) checked before any request to a path;
 * retries on 429/5xx with backoff, honouring ``Retry-After`` unless it is
-  longer than we are willing to wait;
-* robots.txt (RFC 9309) checked before any request to a path;
+  longer than we are willing to wait, each retry through the host's gate;
 * per host at most ``host_concurrency`` requests in flight and request starts
-  at least ``min_interval`` (or the site's ``Crawl-delay``) apart.
+  at least ``min_interval`` (or the site's ``Crawl-delay``, capped) apart.
 
 The fetcher only does HTTP and returns bytes; parsing belongs to the scrapers.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
+import socket
 import threading
 import time
-import urllib.robotparser
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Iterator, Mapping, Optional, Sequence, Union
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3.exceptions
-from requests.adapters import HTTPAdapter
-from urllib3.connectionpool import ConnectionPool
-from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
-from urllib3.response import BaseHTTPResponse
-from urllib3.util import Retry, Timeout
+from urllib3.exceptions import InvalidHeader
+from urllib3.util import Retry
 
-from scrapers.errors import ScrapeError
+from scrapers.address_guard import AddressGuard, AddressRefused
+from scrapers.budget import BudgetedHTTPAdapter, RequestBudget
+from scrapers.fetch_errors import (
+    AddressNotAllowed, FetchError, RobotsDisallowed, RobotsUnreachable, describe_network_error, is_transient,
+)
+from scrapers.fetch_settings import FetchSettings
+from scrapers.host_gate import HostGate, HostGates, SlotBeyondDeadline
+from scrapers.robots import RobotsRules
+
+__all__ = ["Fetcher", "FetchError", "FetchSettings", "RobotsDisallowed", "RobotsUnreachable", "AddressNotAllowed"]
 
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 65536
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-
-_CONFIG_KEYS = {
-    "user_agent": "SCRAPER_USER_AGENT",
-    "connect_timeout": "SCRAPER_CONNECT_TIMEOUT",
-    "read_timeout": "SCRAPER_TIMEOUT",
-    "total_timeout": "SCRAPER_TOTAL_TIMEOUT",
-    "max_bytes": "SCRAPER_MAX_BYTES",
-    "retries": "SCRAPER_RETRIES",
-    "max_retry_after": "SCRAPER_MAX_RETRY_AFTER",
-    "host_concurrency": "SCRAPER_HOST_CONCURRENCY",
-    "min_interval": "SCRAPER_MIN_INTERVAL",
-}
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_BACKOFF = 120.0
 
 
 @dataclass(frozen=True)
-class FetchSettings:
-    """Limits and manners for one ``Fetcher``."""
+class _Target:
+    """One URL about to be requested, with the parts every check needs."""
 
-    user_agent: str = "Bonusvergleich-Scraper/0.1 (compares loyalty programme earn rates)"
-    connect_timeout: float = 5.0
-    read_timeout: float = 20.0
-    total_timeout: float = 60.0  # budget for one get(), retries and body included
-    max_bytes: int = 10 * 1024 * 1024
-    retries: int = 3
-    backoff_factor: float = 0.5
-    max_retry_after: float = 30.0  # a longer Retry-After fails the request at once instead of sleeping
-    host_concurrency: int = 2  # max requests in flight per host
-    min_interval: float = 0.5  # min seconds between request starts to one host
-
-    def __post_init__(self) -> None:
-        if self.host_concurrency < 1:
-            raise ValueError("host_concurrency must be at least 1")
-        if min(self.connect_timeout, self.read_timeout, self.total_timeout) <= 0:
-            raise ValueError("timeouts must be positive")
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "FetchSettings":
-        """Build settings from ``SCRAPER_*`` config keys; missing keys keep the defaults."""
-        values: dict[str, Any] = {}
-        for setting in dataclasses.fields(cls):
-            key = _CONFIG_KEYS.get(setting.name)
-            if key is not None and config.get(key) is not None:
-                # Values may come from the environment as strings: cast to the default's type.
-                values[setting.name] = type(setting.default)(config[key])
-        return cls(**values)
+    url: str
+    host: str
+    port: int
+    origin: str  # scheme://host:port, the key of politeness and robots.txt
 
 
-class FetchError(ScrapeError):
-    """A URL could not be fetched; the message names the URL and the cause."""
+def _backoff(attempt: int, factor: float) -> float:
+    """urllib3's schedule: no pause before the first retry, then factor * 2^(n-1)."""
+    return 0.0 if attempt <= 1 else min(factor * 2 ** (attempt - 1), MAX_BACKOFF)
 
 
-class RobotsDisallowed(FetchError):
-    """robots.txt forbids the URL (or could not be read); no request was sent."""
+def _retry_after(response: requests.Response) -> Optional[float]:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return Retry().parse_retry_after(value)
+    except InvalidHeader:
+        return None  # a malformed Retry-After is ignored: plain backoff instead
 
 
-class _RetryAbort(ResponseError):
-    """Stop retrying; urllib3 raises it as ``MaxRetryError``, requests as ``RetryError``."""
+class _HopSession(requests.Session):
+    """A session that never follows a redirect, nor looks at one: the fetcher does that.
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-# The Retry object lives on the shared adapter, but urllib3 retries synchronously
-# in the calling thread, so each get() tells it its own deadline here.
-_budget = threading.local()
-
-
-class _PoliteRetry(Retry):
-    """Retry transient failures, but never wait too long or past the request's deadline."""
-
-    def __init__(self, *args: Any, max_retry_after: float = 30.0, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.max_retry_after = max_retry_after
-
-    def new(self, **kw: Any) -> "_PoliteRetry":
-        kw.setdefault("max_retry_after", self.max_retry_after)
-        return super().new(**kw)
-
-    def get_retry_after(self, response: BaseHTTPResponse) -> Optional[float]:
-        try:
-            return super().get_retry_after(response)
-        except InvalidHeader:
-            return None  # a malformed Retry-After is ignored: plain backoff instead
-
-    def increment(
-        self,
-        method: Optional[str] = None,
-        url: Optional[str] = None,
-        response: Optional[BaseHTTPResponse] = None,
-        error: Optional[Exception] = None,
-        _pool: Optional[ConnectionPool] = None,
-        _stacktrace: Optional[TracebackType] = None,
-    ) -> "_PoliteRetry":
-        retry_after = self.get_retry_after(response) if response is not None else None
-        if response is not None and retry_after is not None and retry_after > self.max_retry_after:
-            raise MaxRetryError(
-                _pool,
-                url,
-                _RetryAbort(
-                    f"HTTP {response.status} mit Retry-After: {response.headers.get('Retry-After')}, "
-                    f"länger als die erlaubten {self.max_retry_after:g} s Wartezeit"
-                ),
-            )
-        try:
-            new_retry = super().increment(method, url, response, error, _pool, _stacktrace)
-        except MaxRetryError as exc:
-            if response is None:
-                raise
-            reason = _RetryAbort(f"HTTP {response.status}, auch nach {len(self.history)} Wiederholungen")
-            raise MaxRetryError(_pool, url, reason) from exc
-        deadline: Optional[float] = getattr(_budget, "deadline", None)
-        if deadline is not None:
-            # Mirror Retry.sleep(): a Retry-After wins over the backoff.
-            if self.respect_retry_after_header and retry_after:
-                pause = retry_after
-            else:
-                pause = new_retry.get_backoff_time()
-            now = time.monotonic()
-            if now + pause >= deadline:
-                if now >= deadline:
-                    message = f"das Zeitbudget von {_budget.total:g} s ist aufgebraucht"
-                else:
-                    message = (
-                        f"das Zeitbudget von {_budget.total:g} s reicht nicht für eine weitere "
-                        f"Wiederholung nach {pause:g} s Wartezeit"
-                    )
-                cause = f" (letzter Fehler: {error})" if error is not None else ""
-                raise MaxRetryError(_pool, url, _RetryAbort(message + cause))
-        return new_retry
-
-
-class _DeadlineTimeout(Timeout):
-    """Cap connect and read timeouts by an absolute deadline, re-read on every retry attempt.
-
-    A plain ``(connect, read)`` tuple is fixed when get() starts, so each retry
-    would get the full read timeout again and overrun the budget.
+    Even with ``allow_redirects=False`` requests reads a redirect's whole body
+    (decoded) to prepare ``Response.next``; a gzip bomb on a 302 would unpack
+    into memory there.
     """
 
-    def __init__(self, connect: float, read: float, deadline: float) -> None:
-        super().__init__(connect=connect, read=read)
-        self.deadline = deadline
-
-    def clone(self) -> "_DeadlineTimeout":
-        return _DeadlineTimeout(self._connect, self._read, self.deadline)
-
-    def _remaining(self) -> float:
-        return self.deadline - time.monotonic()
-
-    @property
-    def connect_timeout(self) -> float:
-        # 0 would switch the socket to non-blocking mode; a tiny timeout fails cleanly.
-        return max(min(self._connect, self._remaining()), 0.001)
-
-    @property
-    def read_timeout(self) -> float:
-        # urllib3 raises ReadTimeoutError itself for 0, before waiting.
-        return max(min(self._read, self._remaining()), 0.0)
-
-
-@dataclass
-class _RobotsRules:
-    parser: Optional[urllib.robotparser.RobotFileParser] = None
-    refusal: Optional[str] = None  # set when robots.txt could not be read: refuse everything
-
-
-@dataclass
-class _HostGate:
-    """Per-host politeness state: how many requests may run and when the next may start."""
-
-    semaphore: threading.Semaphore
-    interval: float
-    next_start: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    robots_lock: threading.Lock = field(default_factory=threading.Lock)
-    robots: Optional[_RobotsRules] = None
+    def resolve_redirects(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        return iter(())
 
 
 class Fetcher:
-    """A polite HTTP client with a time budget, a byte cap and robots.txt; use as a context manager."""
+    """A polite, guarded HTTP client with a time budget and a byte cap; use as a context manager."""
 
     def __init__(self, settings: FetchSettings) -> None:
         self.settings = settings
-        self._session = requests.Session()
+        self._guard = AddressGuard(settings.allowed_hosts)
+        self._session = _HopSession()
+        self._session.trust_env = False  # a proxy from the environment would bypass the guard
         self._session.headers["User-Agent"] = settings.user_agent
-        retry = _PoliteRetry(
-            total=settings.retries,
-            backoff_factor=settings.backoff_factor,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=frozenset({"GET", "HEAD"}),
-            respect_retry_after_header=True,
-            max_retry_after=settings.max_retry_after,
-        )
-        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=max(10, settings.host_concurrency))
+        # No urllib3 retries and no redirects: both happen in this class, through the checks.
+        adapter = BudgetedHTTPAdapter(self._guard, max_retries=0, pool_maxsize=max(10, settings.host_concurrency))
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
-        self._hosts: dict[str, _HostGate] = {}
-        self._hosts_lock = threading.Lock()
+        self._gates = HostGates(settings.host_concurrency, settings.min_interval)
         self._closed = threading.Event()
 
     def __enter__(self) -> "Fetcher":
@@ -261,20 +129,13 @@ class Fetcher:
         self._session.close()
 
     def get(self, url: str, params: Optional[Mapping[str, Any]] = None) -> bytes:
-        """Return the body of ``url`` after checking robots.txt; raise ``FetchError`` on any failure."""
+        """Return the body of ``url``, following redirects; raise ``FetchError`` on any failure."""
         if params:
             try:
                 url = requests.Request("GET", url, params=params).prepare().url or url
             except requests.RequestException as exc:
                 raise FetchError(f"Ungültige URL {url!r}: {exc}") from exc
-        origin = self._origin(url)
-        gate = self._gate(origin)
-        rules = self._robots_rules(origin, gate)
-        if rules.refusal is not None:
-            raise RobotsDisallowed(f"{url} wird nicht abgerufen: {rules.refusal}")
-        if rules.parser is not None and not rules.parser.can_fetch(self.settings.user_agent, url):
-            raise RobotsDisallowed(f"robots.txt von {origin} verbietet den Abruf von {url}")
-        return self._fetch(url, gate)
+        return self._follow(url, check_robots=True)
 
     def get_many(self, urls: Sequence[str]) -> Iterator[tuple[str, Union[bytes, FetchError]]]:
         """Fetch ``urls`` concurrently; yield ``(url, body or FetchError)`` in completion order."""
@@ -303,8 +164,34 @@ class Fetcher:
         except FetchError as exc:
             return exc
 
-    @staticmethod
-    def _origin(url: str) -> str:
+    # -- one fetch: hops, checks, attempts ---------------------------------------
+
+    def _follow(self, url: str, check_robots: bool, cap: Optional[float] = None) -> bytes:
+        """Fetch ``url`` hop by hop within one budget; each hop passes guard, robots and gate."""
+        start_url = url
+        budget: Optional[RequestBudget] = None
+        with ExitStack() as stack:
+            for hop in range(self.settings.max_redirects + 1):
+                target = self._target(url)
+                if check_robots:
+                    self._check_robots(target, budget.deadline if budget else cap)
+                gate = self._gates[target.origin]
+                with gate.semaphore:
+                    self._wait_for_slot(gate, target, budget)
+                    if budget is None:  # it starts with the first request, not while waiting for a slot
+                        budget = stack.enter_context(RequestBudget(self.settings.total_timeout, cap))
+                    response = self._send(target, gate, budget)
+                    try:
+                        if response.status_code not in REDIRECT_STATUSES:
+                            return self._final_body(response, target, budget)
+                        url = self._redirect_target(response, target)
+                    finally:
+                        budget.detach()
+                        response.close()  # unread (a redirect's body): the connection is dropped
+                log.debug("redirect %d from %s to %s", hop + 1, target.url, url)
+        raise FetchError(f"Mehr als {self.settings.max_redirects} Weiterleitungen ab {start_url}: abgebrochen")
+
+    def _target(self, url: str) -> _Target:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise FetchError(f"Ungültige URL {url!r}: nur http(s) mit Hostname wird abgerufen")
@@ -312,135 +199,161 @@ class Fetcher:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError as exc:
             raise FetchError(f"Ungültige URL {url!r}: {exc}") from exc
-        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # IPv6 literal
-        return f"{parts.scheme}://{host}:{port}"
-
-    def _gate(self, origin: str) -> _HostGate:
-        with self._hosts_lock:
-            gate = self._hosts.get(origin)
-            if gate is None:
-                gate = _HostGate(threading.Semaphore(self.settings.host_concurrency), self.settings.min_interval)
-                self._hosts[origin] = gate
-            return gate
-
-    def _robots_rules(self, origin: str, gate: _HostGate) -> _RobotsRules:
-        """Read robots.txt once per origin (RFC 9309); later callers wait for the first."""
-        with gate.robots_lock:
-            if gate.robots is None:
-                gate.robots = self._load_robots(origin, gate)
-            return gate.robots
-
-    def _load_robots(self, origin: str, gate: _HostGate) -> _RobotsRules:
-        robots_url = f"{origin}/robots.txt"
+        host = parts.hostname
+        bracketed = f"[{host}]" if ":" in host else host  # IPv6 literal
+        target = _Target(parts._replace(fragment="").geturl(), host, port, f"{parts.scheme}://{bracketed}:{port}")
         try:
-            body = self._fetch(robots_url, gate)
-        except FetchError as exc:
-            status = self._status_of(exc)
-            if status is not None and 400 <= status < 500:
-                log.info("no usable robots.txt at %s (HTTP %s): everything allowed", origin, status)
-                return _RobotsRules()
-            log.warning("robots.txt at %s unreachable, refusing the host: %s", origin, exc)
-            return _RobotsRules(refusal=f"robots.txt von {origin} ist nicht abrufbar ({exc})")
-        parser = urllib.robotparser.RobotFileParser(robots_url)
-        parser.parse(body.decode("utf-8", errors="replace").splitlines())
-        delay = parser.crawl_delay(self.settings.user_agent)
-        if delay is not None and float(delay) > gate.interval:
-            log.info("robots.txt at %s asks for a Crawl-delay of %s s", origin, delay)
-            with gate.lock:
-                # The robots.txt fetch already booked the next slot with the old interval.
-                gate.next_start += float(delay) - gate.interval
-                gate.interval = float(delay)
-        return _RobotsRules(parser=parser)
+            self._guard.check(host, port)
+        except AddressRefused as exc:
+            raise AddressNotAllowed(f"{exc} (URL {target.url})") from exc
+        except (socket.gaierror, UnicodeError) as exc:
+            raise FetchError(describe_network_error(exc, host, port)) from exc
+        return target
 
-    @staticmethod
-    def _status_of(exc: FetchError) -> Optional[int]:
-        cause = exc.__cause__
-        if isinstance(cause, requests.HTTPError) and cause.response is not None:
-            return cause.response.status_code
-        return None
+    def _redirect_target(self, response: requests.Response, target: _Target) -> str:
+        location = response.headers.get("Location", "").strip()
+        if not location:
+            raise FetchError(f"HTTP {response.status_code} ohne Weiterleitungsziel für {target.url}",
+                             status=response.status_code)
+        return urljoin(target.url, location)
 
-    def _wait_for_slot(self, gate: _HostGate, url: str) -> None:
-        """Reserve the next start time for this host under the lock, then sleep outside it."""
-        with gate.lock:
-            now = time.monotonic()
-            start = max(now, gate.next_start)
-            gate.next_start = start + gate.interval
-        if start > now and self._closed.wait(start - now):
-            raise FetchError(f"Abruf von {url} abgebrochen: der Fetcher wurde geschlossen")
+    def _wait_for_slot(self, gate: HostGate, target: _Target, budget: Optional[RequestBudget],
+                       pause: float = 0.0) -> None:
+        """Wait for the host's next start time, at least ``pause`` from now, within the budget."""
+        try:
+            wait_for = gate.reserve(time.monotonic() + pause, budget.deadline if budget else None)
+        except SlotBeyondDeadline as exc:
+            raise FetchError(
+                f"Zeitüberschreitung bei {target.host}: das Zeitbudget von {self.settings.total_timeout:g} s "
+                f"reicht nicht für eine weitere Anfrage nach {exc.wait:.3g} s Wartezeit"
+            ) from exc
+        if wait_for > 0 and self._closed.wait(wait_for):
+            raise FetchError(f"Abruf von {target.url} abgebrochen: der Fetcher wurde geschlossen")
+        if self._closed.is_set():
+            raise FetchError(f"Abruf von {target.url} abgebrochen: der Fetcher wurde geschlossen")
 
-    def _fetch(self, url: str, gate: _HostGate) -> bytes:
-        """Send one GET through the host gate, within the total budget; return the body."""
-        with gate.semaphore:
-            self._wait_for_slot(gate, url)
-            if self._closed.is_set():
-                raise FetchError(f"Abruf von {url} abgebrochen: der Fetcher wurde geschlossen")
-            settings = self.settings
-            deadline = time.monotonic() + settings.total_timeout
-            timeout = _DeadlineTimeout(settings.connect_timeout, settings.read_timeout, deadline)
-            _budget.deadline, _budget.total = deadline, settings.total_timeout
-            log.debug("GET %s", url)
+    def _over_budget(self, target: _Target) -> FetchError:
+        return FetchError(
+            f"Zeitüberschreitung bei {target.host}: Abruf von {target.url} dauerte länger als das "
+            f"Zeitbudget von {self.settings.total_timeout:g} s"
+        )
+
+    def _send(self, target: _Target, gate: HostGate, budget: RequestBudget) -> requests.Response:
+        """Send GET until an answer that is not retried; retries wait for the host's gate."""
+        settings = self.settings
+        attempt, pause = 0, 0.0
+        while True:
+            if attempt:
+                self._wait_for_slot(gate, target, budget, pause)
+            log.debug("GET %s", target.url)
             try:
-                response = self._session.get(url, timeout=timeout, stream=True)
-            except requests.exceptions.RetryError as exc:
-                reason = exc.args[0].reason if exc.args and isinstance(exc.args[0], MaxRetryError) else None
-                detail = reason.message if isinstance(reason, _RetryAbort) else str(exc)
-                raise FetchError(f"Abruf von {url} fehlgeschlagen: {detail}") from exc
-            except requests.Timeout as exc:
-                raise FetchError(f"Zeitüberschreitung beim Abruf von {url}: {exc}") from exc
+                response = self._session.get(
+                    target.url, stream=True, allow_redirects=False,
+                    timeout=budget.timeouts(settings.connect_timeout, settings.read_timeout),
+                )
+            except AddressRefused as exc:  # checked again at connect: the name now points inside
+                raise AddressNotAllowed(f"{exc} (URL {target.url})") from exc
             except requests.RequestException as exc:
-                raise FetchError(f"Abruf von {url} fehlgeschlagen: {exc}") from exc
-            finally:
-                _budget.deadline = None
-            with response:
-                try:
-                    response.raise_for_status()
-                except requests.HTTPError as exc:
-                    raise FetchError(f"HTTP {response.status_code} für {url}") from exc
-                return self._read_body(response, url, deadline)
+                budget.detach()
+                if budget.expired.is_set():
+                    raise self._over_budget(target) from exc
+                if attempt < settings.retries and is_transient(exc):
+                    attempt, pause = attempt + 1, _backoff(attempt + 1, settings.backoff_factor)
+                    continue
+                raise FetchError(describe_network_error(exc, target.host, target.port)) from exc
+            status = response.status_code
+            if status not in RETRY_STATUSES:
+                return response
+            response.close()  # never read an error body we are going to retry anyway
+            budget.detach()
+            retry_after = _retry_after(response)
+            if attempt >= settings.retries:
+                suffix = f", auch nach {attempt} Wiederholungen" if attempt else ""
+                raise FetchError(f"HTTP {status} für {target.url}{suffix}", status=status)
+            if retry_after is not None and retry_after > settings.max_retry_after:
+                raise FetchError(
+                    f"HTTP {status} für {target.url} mit Retry-After: {response.headers.get('Retry-After')}, "
+                    f"länger als die erlaubten {settings.max_retry_after:g} s Wartezeit", status=status,
+                )
+            attempt += 1
+            pause = retry_after if retry_after is not None else _backoff(attempt, settings.backoff_factor)
 
-    def _read_body(self, response: requests.Response, url: str, deadline: float) -> bytes:
+    def _final_body(self, response: requests.Response, target: _Target, budget: RequestBudget) -> bytes:
+        if not 200 <= response.status_code < 300:
+            raise FetchError(f"HTTP {response.status_code} für {target.url}", status=response.status_code)
+        body = self._read_body(response, target, budget)
+        budget.detach()  # before the connection is back in the pool for another thread
+        response.raw.release_conn()  # read to the end: the connection may serve the next request
+        return body
+
+    def _read_body(self, response: requests.Response, target: _Target, budget: RequestBudget) -> bytes:
+        """Read the decoded body up to ``max_bytes``, cut off by the budget's watchdog."""
         max_bytes = self.settings.max_bytes
-        too_big = f"Antwort von {url} ist größer als {max_bytes} Bytes"
-        over_budget = f"Abruf von {url} dauerte länger als das Zeitbudget von {self.settings.total_timeout:g} s"
+        too_big = f"Antwort von {target.url} ist größer als {max_bytes} Bytes"
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > max_bytes:
             raise FetchError(f"{too_big} (Content-Length {declared})")
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise FetchError(over_budget)
-        expired = threading.Event()
-
-        def cut_off() -> None:
-            # The read timeout applies per recv(), so a server trickling a byte
-            # every few seconds never trips it; shutting the socket down ends the read.
-            expired.set()
-            try:
-                response.raw.shutdown()
-            except (ValueError, RuntimeError, OSError):
-                pass  # already closed or released: nothing left to interrupt
-
-        watchdog = threading.Timer(remaining, cut_off)
-        watchdog.daemon = True
-        watchdog.start()
         chunks: list[bytes] = []
         size = 0
         try:
             while True:
+                # read1 decodes at most CHUNK_SIZE bytes at a time (urllib3 >= 2.6), so a
+                # gzip bomb is counted, and refused, as it unpacks.
                 chunk = response.raw.read1(CHUNK_SIZE, decode_content=True)
                 if not chunk:
                     break
                 size += len(chunk)
                 if size > max_bytes:
-                    raise FetchError(too_big)
+                    raise FetchError(f"{too_big} (entpackt)" if "Content-Encoding" in response.headers
+                                     else too_big)
                 chunks.append(chunk)
-                if time.monotonic() >= deadline:
-                    raise FetchError(over_budget)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            if expired.is_set():
-                raise FetchError(over_budget) from exc
-            raise FetchError(f"Abruf von {url} abgebrochen beim Lesen der Antwort: {exc}") from exc
-        finally:
-            watchdog.cancel()
-        if expired.is_set():
-            raise FetchError(over_budget)  # the cut-off looked like a normal end of the body
+            if budget.expired.is_set():
+                raise self._over_budget(target) from exc
+            raise FetchError(describe_network_error(exc, target.host, target.port)) from exc
+        if budget.expired.is_set():
+            raise self._over_budget(target)  # the cut-off looked like a normal end of the body
         return b"".join(chunks)
+
+    # -- robots.txt --------------------------------------------------------------------
+
+    def _check_robots(self, target: _Target, cap: Optional[float]) -> None:
+        rules = self._robots_rules(target, cap)
+        if rules.unreachable is not None:
+            raise RobotsUnreachable(
+                f"robots.txt von {target.origin} nicht erreichbar ({rules.unreachable}): "
+                f"{target.url} wird nicht abgerufen"
+            )
+        if not rules.allows(target.url, self.settings.user_agent):
+            raise RobotsDisallowed(f"robots.txt von {target.origin} verbietet den Abruf von {target.url}")
+
+    def _robots_rules(self, target: _Target, cap: Optional[float]) -> RobotsRules:
+        """Read robots.txt once per origin; later callers wait for the first."""
+        gate = self._gates[target.origin]
+        with gate.robots_lock:
+            if gate.robots is None:
+                rules = self._load_robots(target, gate, cap)
+                if rules is None:  # the caller's budget ran out: decide nothing for the others
+                    raise self._over_budget(target)
+                gate.robots = rules
+            return gate.robots  # type: ignore[return-value]
+
+    def _load_robots(self, target: _Target, gate: HostGate, cap: Optional[float]) -> Optional[RobotsRules]:
+        robots_url = f"{target.origin}/robots.txt"
+        try:
+            body = self._follow(robots_url, check_robots=False, cap=cap)
+        except FetchError as exc:
+            if exc.status is not None and 400 <= exc.status < 500:
+                log.info("no usable robots.txt at %s (HTTP %s): everything allowed", target.origin, exc.status)
+                return RobotsRules()
+            if cap is not None and time.monotonic() >= cap:
+                return None
+            log.debug("robots.txt at %s unreachable: %s", target.origin, exc)  # the job reports it
+            return RobotsRules(unreachable=str(exc))
+        rules = RobotsRules.parse(body)
+        delay = rules.crawl_delay(self.settings.user_agent)
+        if delay is not None:
+            capped = min(delay, self.settings.max_crawl_delay)
+            log.info("robots.txt at %s asks for a Crawl-delay of %g s (using %g s)", target.origin, delay, capped)
+            gate.widen_interval(capped)
+        return rules

@@ -16,13 +16,15 @@ from typing import Any, Optional
 
 from flask import current_app
 
-from job_queue import Job
+from models import BASE, PROMOTION
 from scrapers.errors import ScrapeError
 from scrapers.fetcher import Fetcher, FetchSettings
+from scrapers.progress import ScrapeJob
 from scrapers.rates import parse_rate
 from scrapers.run_log import scrape_run, store_and_report
+from scrapers.sanitize import is_safe_path_segment
 from scrapers.sources import open_source
-from scrapers.store import BASE, PROMOTION, Offer, OfferRate
+from scrapers.store import Offer, OfferRate
 
 PROGRAMME = "payback"
 SHOP_PAGE_URL = "https://www.payback.de/shop/{vanity}"
@@ -74,7 +76,9 @@ def _parse_item(item: Any, index: int) -> Offer:
         raise _shape_error(f"Eintrag {index} hat keine 'partnerShortName'")
     if not isinstance(name, str) or not name.strip():
         raise _shape_error(f"Eintrag {index} ({external_id}) hat keinen 'partnerDisplayName'")
-    vanity = item.get("partnerVanityName") if isinstance(item.get("partnerVanityName"), str) else None
+    vanity = item.get("partnerVanityName")
+    # The vanity name becomes a link path: anything but [A-Za-z0-9_-]+ gets no link at all.
+    vanity = vanity if isinstance(vanity, str) and is_safe_path_segment(vanity) else None
 
     rates = []
     base = _headline(item.get("incentivation"))
@@ -126,14 +130,14 @@ def _decode(body: bytes, url: str) -> Any:
         raise ScrapeError(f"PAYBACK-Katalog {url} ist kein gültiges JSON (abgeschnitten?): {exc}") from exc
 
 
-def scrape_payback(job: Job) -> dict[str, int]:
+def scrape_payback(job: ScrapeJob) -> dict[str, int]:
     """Scrape all PAYBACK online shops; return added/updated/deactivated/unparsed counts."""
     config = current_app.config
     page_size = int(config["PAYBACK_PAGE_SIZE"])
     job.add_message("Starte Payback-Scraper...")
     with open_source(PROGRAMME, "PAYBACK_CATALOGUE_URL", "/onsflows/api/digital-shops") as source, \
             scrape_run(PROGRAMME, job) as run, \
-            Fetcher(FetchSettings.from_config(config)) as fetcher:
+            Fetcher(FetchSettings.from_config(config).allowing(*source.allowed_hosts)) as fetcher:
         if source.is_sample:
             job.add_message("Offline-Modus: lese die mitgelieferten PAYBACK-Beispieldaten")
         offers: dict[str, Offer] = {}

@@ -11,10 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-PER_EURO = "per_euro"
-PER_ORDER = "per_order"
-FIXED_UP_TO = "up_to"
-PERCENT = "percent"
+from models import FIXED_UP_TO, MULTIPLIER, PER_EURO, PER_ORDER, PERCENT
 
 _NUMBER = r"(\d{1,3}(?:\.\d{3})+|\d+(?:,\d+)?)"
 _UNIT = r"(?:°P|°\s?Punkte?|Punkte?|Meilen?|Miles?|P)"
@@ -35,6 +32,14 @@ _FIXED_UP_TO_RE = re.compile(rf"^bis zu\s+{_NUMBER}\s*{_UNIT}$", re.IGNORECASE)
 _PERCENT_RE = re.compile(
     rf"^(?P<up_to>bis zu\s+)?{_NUMBER}\s*%(?:\s+(?:Cashback|Rabatt|zurück))?$", re.IGNORECASE
 )
+
+# "10-fach °P", "10fach °P", "20-fach Punkte", "Extra-°P: 5fach": a multiple of the base rate.
+# Only the whole text: "10-fach °P auf Möbel" applies to part of a basket and stays unparsed.
+_MULTIPLIER_RE = re.compile(
+    rf"^(?P<up_to>bis zu\s+)?(?:extra[-\s]?{_UNIT}\s*:\s*)?(?P<factor>\d+(?:,\d+)?)\s*-?\s*fache?(?:\s+{_UNIT})?$",
+    re.IGNORECASE,
+)
+MAX_MULTIPLIER = 1000  # beyond this a "factor" is more likely a typo than an offer
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,9 @@ def parse_rate(raw_text: str) -> ParsedRate:
     match = _FIXED_UP_TO_RE.match(text)
     if match:
         return ParsedRate(raw_text, FIXED_UP_TO, parse_number(match.group(1)), True)
+    match = _MULTIPLIER_RE.match(text)
+    if match and 0 < parse_number(match.group("factor")) <= MAX_MULTIPLIER:
+        return ParsedRate(raw_text, MULTIPLIER, parse_number(match.group("factor")), bool(match.group("up_to")))
     match = _PERCENT_RE.match(text)
     if match:
         return ParsedRate(raw_text, PERCENT, parse_number(match.group(2)), bool(match.group("up_to")))

@@ -5,13 +5,15 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from job_queue import Job
-from models import ScrapeRun, begin_write, db, utcnow
+from database import utcnow
+from models import ScrapeRun, begin_write, db
+from scrapers.field_limits import fit_offer
+from scrapers.progress import ScrapeJob
 from scrapers.store import Offer, store_offers
 
 
 @contextmanager
-def scrape_run(scraper: str, job: Job) -> Iterator[ScrapeRun]:
+def scrape_run(scraper: str, job: ScrapeJob) -> Iterator[ScrapeRun]:
     """Log a run as started, then as succeeded or failed with the error.
 
     The caller fills in ``added``, ``updated`` and ``message``; an exception
@@ -39,13 +41,21 @@ def scrape_run(scraper: str, job: Job) -> Iterator[ScrapeRun]:
 
 
 def store_and_report(
-    job: Job, run: ScrapeRun, offers: list[Offer], complete: bool, is_sample: bool
+    job: ScrapeJob, run: ScrapeRun, offers: list[Offer], complete: bool, is_sample: bool
 ) -> dict[str, int]:
     """Write a run's offers, report the counts on the job and the log; return them.
+
+    Every offer is first fitted to its columns (``field_limits``): cleaned and
+    cut, with the number of cut values reported.
 
     ``run.scraper`` names the programme. An incomplete run deactivates nothing;
     ``is_sample`` marks the shops as bundled sample data.
     """
+    fitted = [fit_offer(offer) for offer in offers]
+    offers = [offer for offer, _ in fitted]
+    cuts = sum(count for _, count in fitted)
+    if cuts:
+        job.add_message(f"{cuts} Werte waren zu lang für ihre Spalte: gekürzt (Links: weggelassen)")
     unparsed = sum(offer.unparsed_rates for offer in offers)
     if unparsed:
         job.add_message(f"{unparsed} Prämiensätze nicht erkannt: Originaltext gespeichert")

@@ -7,8 +7,11 @@ source gets its own server, so robots.txt is read from its root as online.
 
 Besides plain files the server imitates the little the real sites do
 dynamically: ``{BASE_URL}`` in XML and text files becomes the server's own
-address, ``/partner/<name>`` serves ``partner/<name>.html`` (query ignored), and
-the PAYBACK catalogue endpoint pages ``digital-shops.json`` by ``pageSize`` and
+address; ``/partner/<name>?noredirect=1`` serves ``partner/<name>.html``, while
+without ``noredirect=1`` it answers, like the live portal, with a 302 to a
+bot-protected host that refuses non-browser clients with 403 (a second
+loopback server, the "bot wall", which counts its hits); and the PAYBACK
+catalogue endpoint pages ``digital-shops.json`` by ``pageSize`` and
 ``pageOffset`` (an item offset).
 """
 
@@ -18,8 +21,10 @@ import functools
 import json
 import logging
 import threading
-from contextlib import contextmanager
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from collections import Counter
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import parse_qs, urlsplit
@@ -28,10 +33,34 @@ log = logging.getLogger(__name__)
 
 SAMPLE_DIR = Path(__file__).with_name("samples")
 PAYBACK_ENDPOINT = "/onsflows/api/digital-shops"
-MILES_AND_MORE_SITEMAP = "/sitemap.xml"
+
+
+@dataclass
+class SampleSite:
+    """A running sample server: its base URL, its host:port, and its bot wall."""
+
+    url: str
+    host: str
+    bot_wall_url: str
+    bot_wall_hits: Counter = field(default_factory=Counter)  # path -> requests the bot wall refused
+
+
+class _BotWallHandler(BaseHTTPRequestHandler):
+    """The bot-protected public host: 403 for every client that is not a browser (all of ours)."""
+
+    hits: Counter
+
+    def do_GET(self) -> None:  # noqa: N802 (stdlib name)
+        self.hits[urlsplit(self.path).path] += 1
+        self.send_error(403, "Forbidden: automated access is not allowed")
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib name)
+        log.debug("bot wall: " + format, *args)
 
 
 class _SampleHandler(SimpleHTTPRequestHandler):
+    bot_wall_url = ""
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib name)
         log.debug("sample server: " + format, *args)
 
@@ -47,6 +76,12 @@ class _SampleHandler(SimpleHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _redirect(self, location: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         root = Path(self.directory)
@@ -54,6 +89,8 @@ class _SampleHandler(SimpleHTTPRequestHandler):
             return self._send_catalogue_page(root / "digital-shops.json", parse_qs(url.query))
         if url.path.startswith("/partner/") and url.path.count("/") == 2:
             page = root / "partner" / (url.path.rsplit("/", 1)[1] + ".html")
+            if page.is_file() and parse_qs(url.query).get("noredirect") != ["1"]:
+                return self._redirect(self.bot_wall_url + url.path)
             if page.is_file():
                 return self._send(page.read_bytes(), "text/html; charset=utf-8")
         template = root / url.path.lstrip("/")
@@ -77,20 +114,32 @@ class _SampleHandler(SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serve_sample_data(source: str) -> Iterator[str]:
-    """Serve ``samples/<source>/`` on a free loopback port; yield its base URL."""
-    directory = SAMPLE_DIR / source
-    if not directory.is_dir():
-        raise LookupError(f"no sample data for {source!r}")
-    handler = functools.partial(_SampleHandler, directory=str(directory))
+def _serve(handler: Any, name: str) -> Iterator[ThreadingHTTPServer]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(
-        target=server.serve_forever, args=(0.05,), name=f"sample-server-{source}", daemon=True
-    )
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name=name, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield server
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@contextmanager
+def serve_sample_data(source: str) -> Iterator[SampleSite]:
+    """Serve ``samples/<source>/`` on a free loopback port, beside its bot wall."""
+    directory = SAMPLE_DIR / source
+    if not directory.is_dir():
+        raise LookupError(f"no sample data for {source!r}")
+    hits: Counter = Counter()
+    with ExitStack() as stack:
+        wall_handler = type("BotWall", (_BotWallHandler,), {"hits": hits})
+        wall = stack.enter_context(_serve(wall_handler, f"sample-bot-wall-{source}"))
+        wall_url = f"http://127.0.0.1:{wall.server_port}"
+        sample_handler = type("SampleHandler", (_SampleHandler,), {"bot_wall_url": wall_url})
+        server = stack.enter_context(
+            _serve(functools.partial(sample_handler, directory=str(directory)), f"sample-server-{source}")
+        )
+        host = f"127.0.0.1:{server.server_port}"
+        yield SampleSite(f"http://{host}", host, wall_url, hits)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Optional
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import current_app
 
@@ -21,10 +22,21 @@ OFFLINE = "offline"
 
 @dataclass(frozen=True)
 class Source:
-    """The URL a run starts from and whether it is sample data."""
+    """Where a run starts, whether it is sample data, and which loopback host to allow."""
 
     url: str
     is_sample: bool
+    # host:port exempt from the address guard: the bundled sample server, nothing else.
+    allowed_hosts: tuple[str, ...] = ()
+    # scheme://host of the live source, for links to shoppers that must not name the sample server.
+    public_origin: Optional[str] = None
+
+    def public_url(self, url: str) -> str:
+        """``url`` as shoppers reach it: on the live site's origin, never on the sample server."""
+        if not (self.is_sample and self.public_origin):
+            return url
+        parts, public = urlsplit(url), urlsplit(self.public_origin)
+        return urlunsplit((public.scheme, public.netloc, parts.path, parts.query, ""))
 
 
 def offline_mode() -> bool:
@@ -36,11 +48,14 @@ def offline_mode() -> bool:
 def open_source(sample: str, config_key: str, sample_path: str) -> Iterator[Source]:
     """Yield the run's start URL: ``config[config_key]``, or the served sample.
 
-    The sample is used in offline mode and when the key is empty.
+    The sample is used in offline mode and when the key is empty; its server's
+    host:port is then the one loopback host the run's fetcher may reach.
     """
     url = current_app.config.get(config_key)
     if url and not offline_mode():
         yield Source(url, is_sample=False)
         return
-    with serve_sample_data(sample) as base_url:
-        yield Source(base_url + sample_path, is_sample=True)
+    public = urlsplit(url) if url else None
+    public_origin = f"{public.scheme}://{public.netloc}" if public and public.netloc else None
+    with serve_sample_data(sample) as site:
+        yield Source(site.url + sample_path, True, (site.host,), public_origin)

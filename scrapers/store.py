@@ -14,13 +14,9 @@ from typing import Iterable, Optional
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from models import Programme, Rate, Shop, begin_write, db, utcnow
+from database import utcnow
+from models import EARN_RATE_KINDS, Programme, Rate, Shop, begin_write, db
 from scrapers.rates import ParsedRate
-
-BASE = "base"
-PROMOTION = "promotion"  # a campaign apart from the base rate, with its own validity
-HINT = "hint"  # a voucher or notice: shown, never counted as an earn rate
-EARN_RATE_KINDS = (BASE, PROMOTION)
 
 
 @dataclass(frozen=True)
@@ -49,6 +45,8 @@ class Offer:
     domains: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
     rates: list[OfferRate] = field(default_factory=list)
+    # The programme's own status word for the partner, if it has one: reported, not stored.
+    source_status: Optional[str] = None
 
     @property
     def unparsed_rates(self) -> int:

@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))  # hel
 from app import create_app  # noqa: E402
 from job_queue import job_queue  # noqa: E402
 from models import db  # noqa: E402
+from scripted_server import ScriptedServer  # noqa: E402
 
 API_TOKEN = "test-api-token-0123456789abcdef"
 ADMIN_USER, ADMIN_PASSWORD = "admin", "richtig-geheimes-passwort"
@@ -172,3 +173,11 @@ def live_server() -> Iterator[Callable[[Flask], LiveServer]]:
     yield start
     for server in servers:
         server.close()
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    """A scriptable loopback HTTP server (tests/scripted_server.py)."""
+    scripted = ScriptedServer()
+    yield scripted
+    scripted.close()

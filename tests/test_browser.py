@@ -101,6 +101,7 @@ def test_failing_job_shows_failed_in_red_and_does_not_reload(
     server = live_server(app)
     # The catalogue URL points at a page of our own server that does not exist.
     app.config["EXAMPLE_CATALOGUE_URL"] = f"{server.url}/nicht-vorhanden.html"
+    app.config["SCRAPER_ALLOWED_HOSTS"] = server.url.removeprefix("http://")  # loopback: allow it
     login(page, app, server)
     page.evaluate("window.__notReloaded = true")
 
@@ -111,6 +112,7 @@ def test_failing_job_shows_failed_in_red_and_does_not_reload(
     error = page.locator("#job-error")
     sync_api.expect(error).to_be_visible()
     sync_api.expect(error).to_contain_text("404")
+    sync_api.expect(error).to_have_css("overflow-wrap", "anywhere")  # a long URL wraps, no sideways scroll
     sync_api.expect(page.locator("#job-messages li").last).to_contain_text("Fehler:")
 
     # Longer than the 2 s reload delay after COMPLETED: the page must stay.
@@ -187,7 +189,8 @@ def test_hostile_scraped_text_renders_as_text_and_nothing_runs(
 ) -> None:
     from job_queue import job_queue
     from scrapers.rates import parse_rate
-    from scrapers.store import BASE, Offer, OfferRate, store_offers
+    from models import BASE
+    from scrapers.store import Offer, OfferRate, store_offers
 
     app = make_app(JOBS_AUTOSTART=True)
     with app.app_context():

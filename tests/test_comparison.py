@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import Flask
 
-from models import Shop, db
+from models import BASE, PROMOTION, Shop, db
 from scrapers.rates import parse_rate
-from scrapers.store import BASE, PROMOTION, Offer, OfferRate, store_offers
+from scrapers.store import Offer, OfferRate, store_offers
 from views.charts import history_chart
 from views.comparison import compare_shops, normalise_name
 from views.shops import euro_values
@@ -119,3 +119,32 @@ def test_history_chart_steps_follow_rate_changes(app: Flask) -> None:
     (series,) = chart.series
     ys = [cy for _, cy in series.markers]
     assert len(ys) == 2 and ys[1] < ys[0]  # the new, higher rate is drawn higher
+
+
+def test_multiplier_promotion_lifts_the_best_value_on_the_page(app: Flask, client) -> None:
+    with app.app_context():
+        store_offers("payback", [
+            offer("p1", "Zalando", "1 °P pro 2 €", ["zalando.de"], promotion="10fach °P",
+                  ends_at=NOW + timedelta(days=30)),
+            offer("p2", "Stromtarif", "Bis zu 1.500 °P", ["strom.example"], promotion="Extra-°P: 5fach",
+                  ends_at=NOW + timedelta(days=30)),
+            offer("p3", "Abgelaufen", "1 °P pro 1 €", ["alt.example"], promotion="20-fach Punkte",
+                  ends_at=NOW - timedelta(days=1)),
+        ], complete=True)
+        store_offers("miles_and_more", [offer("zalando_de", "Zalando", "2 Meilen pro 1 €")], complete=True)
+    result = comparisons(app)
+    zalando = merchant(result, "zalando")
+    # 10 × (1 °P per 2 €) = 5 °P per euro = 5,00 € per 100 € beats 2 miles per euro
+    assert [(o.programme.slug, round(o.value, 2)) for o in zalando.offers] == [("payback", 5.0), ("miles_and_more", 2.0)]
+    (promotion,) = zalando.offers[0].promotions
+    assert promotion.equivalent == "= 5 °Punkte pro 1 €"
+    assert zalando.offers[0].value_promotion is promotion.rate
+    strom = merchant(result, "stromtarif")
+    assert strom.offers[0].value is None and strom.offers[0].promotions[0].value is None
+    assert merchant(result, "abgelaufen").offers[0].value == 1.0  # an ended promotion does not count
+
+    page = client.get("/").get_data(as_text=True)
+    zalando_row = page[page.index("10fach °P") - 600: page.index("10fach °P") + 600]
+    assert "5,00 €" in zalando_row and "mit Aktion bis" in zalando_row and "(= 5 °Punkte pro 1 €)" in zalando_row
+    strom_row = page[page.index("Extra-°P: 5fach"): page.index("Extra-°P: 5fach") + 300]
+    assert "nicht eingerechnet" in strom_row

@@ -77,8 +77,9 @@ def test_messages_and_progress_report_each_page(app: Flask) -> None:
 def test_unreachable_source_fails_the_job_and_keeps_existing_shops(make_app) -> None:
     app = make_app(SCRAPER_SOURCES="online")
     run_example(app)
-    with serve_sample_data("example") as base_url:
-        app.config["EXAMPLE_CATALOGUE_URL"] = f"{base_url}/missing.html"
+    with serve_sample_data("example") as site:
+        app.config["SCRAPER_ALLOWED_HOSTS"] = site.host
+        app.config["EXAMPLE_CATALOGUE_URL"] = f"{site.url}/missing.html"
         snapshot = run_example(app)
     assert snapshot["status"] == JobStatus.FAILED.value
     assert "404" in snapshot["error"] and "missing.html" in snapshot["error"]
@@ -91,11 +92,12 @@ def test_unreachable_source_fails_the_job_and_keeps_existing_shops(make_app) -> 
 
 def test_a_page_in_an_unknown_format_fails_the_job(make_app) -> None:
     app = make_app(SCRAPER_SOURCES="online")
-    with serve_sample_data("example") as base_url:
+    with serve_sample_data("example") as site:
+        app.config["SCRAPER_ALLOWED_HOSTS"] = site.host
         # the server's directory listing is an HTML page, but certainly not a catalogue
-        app.config["EXAMPLE_CATALOGUE_URL"] = f"{base_url}/catalogue-1.html#"
+        app.config["EXAMPLE_CATALOGUE_URL"] = f"{site.url}/catalogue-1.html#"
         ok = run_example(app)
-        app.config["EXAMPLE_CATALOGUE_URL"] = f"{base_url}/"
+        app.config["EXAMPLE_CATALOGUE_URL"] = f"{site.url}/"
         broken = run_example(app)
     assert ok["status"] == "completed"
     assert broken["status"] == "failed" and "unbekanntes Format" in broken["error"]

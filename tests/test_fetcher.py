@@ -3,137 +3,21 @@
 from __future__ import annotations
 
 import gzip
-import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator, Union
+from dataclasses import replace
 
 import pytest
 
-from scrapers.fetcher import Fetcher, FetchError, FetchSettings, RobotsDisallowed
+from scrapers.fetcher import Fetcher, FetchError, FetchSettings, RobotsDisallowed, RobotsUnreachable
+from scripted_server import Reply, ScriptedServer, fetch
 
 pytestmark = pytest.mark.timeout(30)
 
-FAST = FetchSettings(retries=2, backoff_factor=0, min_interval=0, total_timeout=10)
+# Loopback is refused by the address guard unless allowed; these tests allow 127.0.0.1 on any port.
+FAST = FetchSettings(retries=2, backoff_factor=0, min_interval=0, total_timeout=10, allowed_hosts=("127.0.0.1",))
 
-
-@dataclass
-class Reply:
-    """What the server sends for one request to a path."""
-
-    status: int = 200
-    body: bytes = b"ok"
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0  # before the status line
-    trickle: float = 0.0  # seconds between body bytes
-    chunked: bool = False  # stream the body without Content-Length
-
-
-class ScriptedServer:
-    """A threaded loopback HTTP server whose replies are scripted per path."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, list[Reply]] = {}
-        self.hits: Counter[str] = Counter()
-        self.starts: list[tuple[str, float]] = []
-        self.user_agents: list[str] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def route(self, path: str, *replies: Reply) -> None:
-        """Answer ``path`` with ``replies`` in turn; the last one repeats."""
-        self.routes[path] = list(replies)
-
-    def _next_reply(self, path: str) -> Reply:
-        with self.lock:
-            self.hits[path] += 1
-            self.starts.append((path, time.monotonic()))
-            replies = self.routes.get(path)
-            if not replies:
-                return Reply(404, b"not found")
-            return replies.pop(0) if len(replies) > 1 else replies[0]
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def handle(self) -> None:
-                try:
-                    super().handle()
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client hung up on purpose (byte cap, budget, closed pool)
-
-            def do_GET(self) -> None:  # noqa: N802 (stdlib name)
-                path = self.path.split("?", 1)[0]
-                reply = server._next_reply(path)
-                with server.lock:
-                    server.user_agents.append(self.headers.get("User-Agent", ""))
-                    server.in_flight += 1
-                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
-                try:
-                    self._send(reply)
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
-
-            def _send(self, reply: Reply) -> None:
-                time.sleep(reply.delay)
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                if reply.chunked:
-                    self.send_header("Transfer-Encoding", "chunked")
-                    self.end_headers()
-                    for start in range(0, len(reply.body), 1000):
-                        piece = reply.body[start : start + 1000]
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
-                    self.wfile.write(b"0\r\n\r\n")
-                    return
-                self.send_header("Content-Length", str(len(reply.body)))
-                self.end_headers()
-                if not reply.trickle:
-                    self.wfile.write(reply.body)
-                    return
-                for byte in reply.body:
-                    self.wfile.write(bytes([byte]))
-                    self.wfile.flush()
-                    time.sleep(reply.trickle)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib name)
-                pass
-
-        return Handler
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedServer]:
-    scripted = ScriptedServer()
-    yield scripted
-    scripted.close()
-
-
-def fetch(settings: FetchSettings, url: str) -> Union[bytes, FetchError]:
-    with Fetcher(settings) as fetcher:
-        try:
-            return fetcher.get(url)
-        except FetchError as exc:
-            return exc
 
 
 def test_get_returns_decoded_body_and_sends_user_agent(server: ScriptedServer) -> None:
@@ -248,12 +132,12 @@ def test_missing_robots_allows_everything(server: ScriptedServer) -> None:
     assert server.hits["/robots.txt"] == 1
 
 
-def test_robots_server_error_refuses_host(server: ScriptedServer) -> None:
+def test_robots_server_error_refuses_host_and_says_unreachable(server: ScriptedServer) -> None:
     server.route("/robots.txt", Reply(500, b"oops"))
     server.route("/page", Reply(body=b"page"))
     with Fetcher(FAST) as fetcher:
         for _ in range(2):
-            with pytest.raises(RobotsDisallowed, match="robots.txt"):
+            with pytest.raises(RobotsUnreachable, match="robots.txt von .* nicht erreichbar .*HTTP 500"):
                 fetcher.get(f"{server.url}/page")
     assert server.hits["/page"] == 0
     assert server.hits["/robots.txt"] == 3  # one fetch, retried twice, then cached
@@ -329,3 +213,12 @@ def test_settings_from_config() -> None:
         {"SCRAPER_TIMEOUT": 7, "SCRAPER_MAX_BYTES": "2048", "SCRAPER_USER_AGENT": "Test/1", "OTHER": 1}
     )
     assert settings == replace(FetchSettings(), read_timeout=7.0, max_bytes=2048, user_agent="Test/1")
+
+
+def test_retries_keep_the_host_interval(server: ScriptedServer) -> None:
+    server.route("/flaky", Reply(503, b"busy"), Reply(503, b"busy"), Reply(body=b"done"))
+    with Fetcher(replace(FAST, min_interval=0.3, retries=3)) as fetcher:
+        assert fetcher.get(f"{server.url}/flaky") == b"done"
+    starts = [started for path, started in server.starts if path == "/flaky"]
+    assert len(starts) == 3
+    assert all(later - earlier >= 0.28 for earlier, later in zip(starts, starts[1:]))  # backoff 0, interval 0.3

@@ -9,11 +9,10 @@ from datetime import datetime
 import pytest
 
 from scrapers.errors import ScrapeError
-from scrapers.miles_and_more import parse_partner_page, parse_sitemap
+from scrapers.miles_and_more_pages import hint_title, parse_partner_page, parse_sitemap, partner_page_url
 from scrapers.payback import parse_end_date, parse_payback_page
-from scrapers.rates import FIXED_UP_TO, PER_EURO, PER_ORDER
+from models import BASE, FIXED_UP_TO, HINT, MULTIPLIER, PER_EURO, PER_ORDER, PROMOTION
 from scrapers.sample_server import SAMPLE_DIR
-from scrapers.store import BASE, HINT, PROMOTION
 
 PAYBACK = json.loads((SAMPLE_DIR / "payback" / "digital-shops.json").read_text(encoding="utf-8"))
 PARTNERS = SAMPLE_DIR / "miles_and_more" / "partner"
@@ -53,7 +52,8 @@ def test_payback_sample_parses_every_shop() -> None:
         ("2 °P pro 1 €", PER_EURO, 2.0)
     ]
     promotion = next(rate for rate in otto.rates if rate.kind == PROMOTION)
-    assert promotion.parsed.raw_text == "10-fach °P" and not promotion.parsed.is_parsed
+    assert promotion.parsed.raw_text == "10-fach °P"
+    assert (promotion.parsed.rate_type, promotion.parsed.value) == (MULTIPLIER, 10.0)
     assert promotion.detail == "bis 31.12.2026"
     assert promotion.ends_at == datetime(2026, 12, 31, 23, 59, 59)
 
@@ -130,29 +130,69 @@ def test_sitemap_in_an_unknown_format_fails() -> None:
         parse_sitemap("<html><body>Wartung</body></html>")
 
 
-def test_partner_page_with_campaign() -> None:
-    offer = parse_partner_page(partner_html("otto_de"), PAGE_URL.format(name="otto_de") + "?noredirect=1")
-    assert (offer.external_id, offer.name) == ("otto_de", "Otto")
+def test_live_partner_record_with_status_online() -> None:
+    offer = parse_partner_page(partner_html("rewe_de"), PAGE_URL.format(name="rewe_de"))
+    assert (offer.external_id, offer.name, offer.source_status) == ("rewe_de", "REWE", "online")
+    (base,) = offer.rates
+    assert (base.kind, base.parsed.raw_text, base.parsed.rate_type, base.parsed.value) == (
+        BASE, "1 Meile pro 1 €", PER_EURO, 1.0)
+
+
+def test_factor_campaign_is_one_rate_with_its_end_date() -> None:
+    # While the campaign runs, loyalty_points (3) already is the campaign's value.
+    offer = parse_partner_page(partner_html("otto_de"), PAGE_URL.format(name="otto_de"))
     assert offer.detail_url == "http://127.0.0.1:1/partner/otto_de"
     assert offer.logo_url.endswith("/otto_de/logo.png")
-    base = next(rate for rate in offer.rates if rate.kind == BASE).parsed
-    assert (base.raw_text, base.rate_type, base.value) == ("1 Meile pro 1 €", PER_EURO, 1.0)
-    campaign = next(rate for rate in offer.rates if rate.kind == PROMOTION)
-    assert (campaign.parsed.rate_type, campaign.parsed.value) == (PER_EURO, 3.0)
-    assert campaign.ends_at == datetime(2026, 12, 31, 23, 59, 59)
+    (campaign,) = offer.rates
+    assert (campaign.kind, campaign.parsed.raw_text, campaign.parsed.rate_type, campaign.parsed.value) == (
+        PROMOTION, "3 Meilen pro 1 €", PER_EURO, 3.0)
+    assert campaign.ends_at == datetime(2026, 12, 31, 22, 59, 59)  # 23:59:59 in Berlin, stored as UTC
+    assert campaign.detail == "Aktion vom 01.11.2026"
 
 
-def test_partner_page_hints_are_kept_but_not_counted_as_rates() -> None:
+def test_campaign_beside_a_different_base_keeps_both() -> None:
+    def change(bonded):
+        bonded["loyalty_points"] = 1
+        bonded["min_refund"] = {"type": "campaign", "point_type": "factor", "point_value": 5.0,
+                                "start_date": "2026-08-31T22:00:00+00:00", "end_date": "2026-09-30T21:59:59+00:00",
+                                "show_dates": True, "total_min": 0}
+    offer = parse_partner_page(with_bonded("rewe_de", change), PAGE_URL.format(name="rewe_de"))
+    assert [(r.kind, r.parsed.value) for r in offer.rates] == [(BASE, 1.0), (PROMOTION, 5.0)]
+    assert offer.rates[1].ends_at == datetime(2026, 9, 30, 21, 59, 59)
+
+
+def test_locale_list_hint_with_html_voucher_and_minimum() -> None:
     offer = parse_partner_page(partner_html("douglas_de"), PAGE_URL.format(name="douglas_de"))
-    hints = [rate for rate in offer.rates if rate.kind == HINT]
-    assert len(hints) == 1 and hints[0].parsed.raw_text
-    assert offer.unparsed_rates == 0
+    (hint,) = [rate for rate in offer.rates if rate.kind == HINT]
+    assert hint.parsed.raw_text == "15€ Gutschein für Neukunden!"  # German, markup gone
+    assert hint.detail == "Code SOMMER15, ab 60 € Einkaufswert"
+    assert not hint.parsed.is_parsed and offer.unparsed_rates == 0  # a voucher is not an earn rate
 
 
-def test_fixed_miles_campaign() -> None:
-    offer = parse_partner_page(partner_html("saturn_de"), PAGE_URL.format(name="saturn_de"))
-    campaign = next(rate for rate in offer.rates if rate.kind == PROMOTION).parsed
-    assert (campaign.rate_type, campaign.value) == (PER_ORDER, 500.0)
+def test_hint_title_prefers_german_then_english() -> None:
+    english_only = [{"locale": "en", "content": "<p>€15 <em>gift card</em></p>"}]
+    assert hint_title(english_only) == "€15 gift card"
+    both = [{"locale": "en", "content": "<p>x</p>"}, {"locale": "de", "content": "<p>Gutschein<script>alert(1)</script></p>"}]
+    assert hint_title(both) == "Gutschein"
+
+
+def test_per_euro_campaign_hint_counts_as_a_promotion() -> None:
+    offer = parse_partner_page(partner_html("beispiel_parfuemerie_de"), PAGE_URL.format(name="beispiel_parfuemerie_de"))
+    (promotion,) = [rate for rate in offer.rates if rate.kind == PROMOTION]
+    assert promotion.parsed.raw_text == "Adventsaktion: 3 Meilen pro Euro"
+    assert (promotion.parsed.rate_type, promotion.parsed.value) == (PER_EURO, 3.0)
+    assert promotion.ends_at == datetime(2026, 12, 24, 22, 59, 59)
+
+
+def test_campaign_hint_repeating_min_refund_is_not_counted_twice() -> None:
+    offer = parse_partner_page(partner_html("booking_com"), PAGE_URL.format(name="booking_com"))
+    assert [(r.kind, r.parsed.value) for r in offer.rates] == [(PROMOTION, 4.0)]
+
+
+def test_campaign_hint_above_the_reference_spend_is_shown_not_counted() -> None:
+    offer = parse_partner_page(partner_html("probe_autovermietung_de"), PAGE_URL.format(name="probe_autovermietung_de"))
+    (hint,) = [rate for rate in offer.rates if rate.kind == HINT]
+    assert hint.parsed.value == 2.0 and hint.detail == "ab 150 € Einkaufswert"
 
 
 def test_unknown_campaign_type_keeps_raw_text() -> None:
@@ -167,10 +207,33 @@ def test_unknown_campaign_type_keeps_raw_text() -> None:
 @pytest.mark.parametrize("change", [
     lambda b: b.update(visible=False),
     lambda b: b.update(hidden_shop=True),
-    lambda b: b.update(status="inactive"),
 ])
 def test_partners_not_offered_to_shoppers_are_skipped(change) -> None:
     assert parse_partner_page(with_bonded("rewe_de", change), PAGE_URL.format(name="rewe_de")) is None
+
+
+@pytest.mark.parametrize("status", ["maintenance", "inactive", None])
+def test_unknown_status_is_kept(status) -> None:
+    offer = parse_partner_page(with_bonded("rewe_de", lambda b: b.update(status=status)),
+                               PAGE_URL.format(name="rewe_de"))
+    assert offer is not None and offer.source_status == (status if status else "None")
+
+
+def test_bundled_sample_has_one_unknown_status() -> None:
+    statuses = {page.stem: parse_partner_page(page.read_text(encoding="utf-8"), PAGE_URL.format(name=page.stem))
+                for page in PARTNERS.glob("*.html")}
+    unknown = {name for name, offer in statuses.items() if offer and offer.source_status != "online"}
+    assert unknown == {"muster_uhren_de"}
+
+
+@pytest.mark.parametrize("listed, requested", [
+    ("https://h/partner/otto_de", "https://h/partner/otto_de?noredirect=1&site=de"),
+    ("https://h/partner/otto_de?noredirect=1&site=de", "https://h/partner/otto_de?noredirect=1&site=de"),
+    ("https://h/partner/otto_de?site=at&ref=x#top", "https://h/partner/otto_de?ref=x&noredirect=1&site=de"),
+    ("https://h/partner/otto_de?noredirect=0", "https://h/partner/otto_de?noredirect=1&site=de"),
+])
+def test_partner_pages_are_requested_with_noredirect(listed: str, requested: str) -> None:
+    assert partner_page_url(listed) == requested
 
 
 def test_missing_optional_fields() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from scrapers.rates import FIXED_UP_TO, PER_EURO, PER_ORDER, PERCENT, parse_number, parse_rate
+from models import FIXED_UP_TO, MULTIPLIER, PER_EURO, PER_ORDER, PERCENT
+from scrapers.rates import parse_number, parse_rate
 
 
 @pytest.mark.parametrize(
@@ -26,6 +27,12 @@ from scrapers.rates import FIXED_UP_TO, PER_EURO, PER_ORDER, PERCENT, parse_numb
         ("4 % Cashback", PERCENT, 4.0, False),
         ("Bis zu 7,5 %", PERCENT, 7.5, True),
         ("  2   °P  pro 1 € ", PER_EURO, 2.0, False),
+        ("10-fach °P", MULTIPLIER, 10.0, False),
+        ("10fach °P", MULTIPLIER, 10.0, False),
+        ("20-fach Punkte", MULTIPLIER, 20.0, False),
+        ("Extra-°P: 5fach", MULTIPLIER, 5.0, False),
+        ("10-fache °Punkte", MULTIPLIER, 10.0, False),
+        ("Bis zu 15-fach °P", MULTIPLIER, 15.0, True),
     ],
 )
 def test_known_forms_are_parsed(text: str, rate_type: str, value: float, up_to: bool) -> None:
@@ -36,7 +43,7 @@ def test_known_forms_are_parsed(text: str, rate_type: str, value: float, up_to: 
 
 @pytest.mark.parametrize(
     "text",
-    ["10-fach °P", "Extra °Punkte sichern", "°Punkte auf ausgewählte Produkte", "", "pro 2 €", "1 °P pro 0 €",
+    ["10-fach °P auf Möbel", "0-fach °P", "Extra °Punkte sichern", "°Punkte auf ausgewählte Produkte", "", "pro 2 €", "1 °P pro 0 €",
      "<script>alert(1)</script>"],
 )
 def test_unknown_forms_keep_the_text_and_no_number(text: str) -> None:

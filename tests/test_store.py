@@ -7,9 +7,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask import Flask
 
-from models import Rate, Shop, db
+from models import BASE, PROMOTION, Rate, Shop, db
 from scrapers.rates import parse_rate
-from scrapers.store import BASE, PROMOTION, Offer, OfferRate, store_offers
+from scrapers.store import Offer, OfferRate, store_offers
 
 
 def offer(external_id: str, name: str, rate: str, promotion: str | None = None, **fields) -> Offer:

@@ -2,7 +2,11 @@
 
 Shops of different programmes are matched by a shared domain where known,
 else by normalised name. Values are computed only from parsed rates; a rate
-that was not understood is shown as its raw text and never ranked.
+that was not understood is shown as its raw text and never ranked. A running
+promotion counts when its value per euro is known: its own (``PER_EURO``,
+``PERCENT``) or a multiple of a per-euro base rate (``MULTIPLIER``: "10-fach
+°P" on "1 °P pro 2 €" is 5 °P per euro). A promotion whose value cannot be
+computed is shown as "nicht eingerechnet".
 """
 
 from __future__ import annotations
@@ -13,9 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable, Mapping, Optional
 
-from models import Rate, Shop
-from scrapers.rates import PER_EURO, PERCENT
-from scrapers.store import BASE, HINT, PROMOTION
+from models import BASE, HINT, MULTIPLIER, PER_EURO, PERCENT, PROMOTION, Rate, Shop
 
 _UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
 
@@ -43,16 +45,44 @@ def is_running(rate: Rate, now: datetime) -> bool:
     return rate.valid_to is None and (rate.ends_at is None or rate.ends_at >= now)
 
 
+def _format_number(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".").replace(".", ",")
+
+
+@dataclass
+class PromotionValue:
+    """A running promotion and what it is worth; ``value`` None: not computable, not counted."""
+
+    rate: Rate
+    value: Optional[float]  # euro per 100 € spent
+    up_to: bool = False
+    equivalent: Optional[str] = None  # a multiplier as units per euro: "= 5 °Punkte pro 1 €"
+
+
+def value_promotion(promotion: Rate, base: Optional[Rate], euro_per_unit: Optional[float],
+                    unit_name: str) -> PromotionValue:
+    """Value one promotion, relative to the base rate where it is a multiplier."""
+    if promotion.rate_type != MULTIPLIER or promotion.value is None:
+        return PromotionValue(promotion, euro_per_100(promotion, euro_per_unit), promotion.up_to)
+    if base is None or base.rate_type != PER_EURO or base.value is None:
+        return PromotionValue(promotion, None)  # a multiple of what? not computable
+    per_euro = base.value * promotion.value
+    value = per_euro * 100 * euro_per_unit if euro_per_unit is not None else None
+    return PromotionValue(promotion, value, base.up_to or promotion.up_to,
+                          f"= {_format_number(per_euro)} {unit_name} pro 1 €")
+
+
 @dataclass
 class ProgrammeOffer:
     """One programme's current offer for a shop."""
 
     shop: Shop
     base: Optional[Rate]
-    promotions: list[Rate]
+    promotions: list[PromotionValue]
     hints: list[Rate]
     value: Optional[float]  # euro per 100 €, the best of base and running promotions
     value_is_upper_bound: bool
+    value_promotion: Optional[Rate] = None  # the promotion the value comes from, if any
 
     @property
     def programme(self):
@@ -74,15 +104,14 @@ class ShopComparison:
 def build_offer(shop: Shop, euro_per_unit: Optional[float], now: datetime) -> ProgrammeOffer:
     current = [rate for rate in shop.rates if is_running(rate, now)]
     base = next((rate for rate in current if rate.kind == BASE), None)
-    promotions = [rate for rate in current if rate.kind == PROMOTION]
+    promotions = [value_promotion(rate, base, euro_per_unit, shop.programme.unit_name)
+                  for rate in current if rate.kind == PROMOTION]
     hints = [rate for rate in current if rate.kind == HINT]
-    valued = [
-        (euro_per_100(rate, euro_per_unit), rate.up_to)
-        for rate in ([base] if base else []) + promotions
-    ]
-    valued = [(value, up_to) for value, up_to in valued if value is not None]
-    value, up_to = max(valued, key=lambda pair: pair[0]) if valued else (None, False)
-    return ProgrammeOffer(shop, base, promotions, hints, value, up_to)
+    candidates = [(euro_per_100(base, euro_per_unit), base.up_to, None)] if base else []
+    candidates += [(promotion.value, promotion.up_to, promotion.rate) for promotion in promotions]
+    candidates = [candidate for candidate in candidates if candidate[0] is not None]
+    value, up_to, source = max(candidates, key=lambda candidate: candidate[0]) if candidates else (None, False, None)
+    return ProgrammeOffer(shop, base, promotions, hints, value, up_to, source)
 
 
 def group_shops(shops: Iterable[Shop]) -> list[list[Shop]]:

@@ -1,0 +1,34 @@
+"""Which way the imports run (DEVGUIDE): scrapers never reach up into the job system."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_scrapers_do_not_import_the_job_classes() -> None:
+    offenders = {
+        path.name: sorted(name for name in imported_modules(path)
+                          if name.split(".")[0] in ("job_queue", "jobs", "app", "views"))
+        for path in (ROOT / "scrapers").glob("*.py")
+    }
+    assert {name: found for name, found in offenders.items() if found} == {}
+
+
+def test_views_take_the_rate_vocabulary_from_models() -> None:
+    for path in (ROOT / "views").glob("*.py"):
+        modules = imported_modules(path)
+        assert "scrapers.store" not in modules and "scrapers.rates" not in modules, path.name
