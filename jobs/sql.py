@@ -33,7 +33,7 @@ def _claim_next() -> sa.Update:
         .where(job.status == _param("queued"),
                sa.or_(job.pinned_to.is_(None), job.pinned_to == _param("token")))
         .order_by(job.seq)
-        .limit(1)
+        .limit(sa.literal_column("1"))  # a literal, so a prepared plan knows it takes one row
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
