@@ -19,8 +19,9 @@ from typing import Any, Callable, Optional
 from flask import Flask
 
 from jobs.callables import load_callable
-from jobs.job import Job
+from jobs.job import Job, JobSnapshot
 from jobs.schema import JobRecord
+from jobs.signals import job_finished
 from jobs.status import JobStatus
 from jobs.store import JobStore
 
@@ -152,6 +153,18 @@ def finish(state: QueueState, job: Job, status: JobStatus, result: Any = None,
                     raise
                 log.warning("job %s: final write failed (attempt %d), retrying", job.id, attempt)
                 time.sleep(FINAL_WRITE_BACKOFF_SECONDS * attempt)
-    if not finished and not job.lost:
+    if finished:
+        announce_finished(state, job.snapshot_record())
+    elif not job.lost:
         log.warning("job %s: lease lost before it finished; its outcome was not written", job.id)
     return following
+
+
+def announce_finished(state: QueueState, record: JobRecord) -> None:
+    """Send ``job_finished``; a failing receiver is logged, never the job's or the worker's problem."""
+    if not job_finished.receivers:
+        return
+    try:
+        job_finished.send(state.app, job=JobSnapshot(record, state.load_record))
+    except Exception:
+        log.exception("a job_finished receiver failed for job %s", record.id)

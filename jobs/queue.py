@@ -29,7 +29,7 @@ from jobs.schema import JobRecord, metadata
 from jobs.status import JobStatus
 from jobs.connections import make_engine
 from jobs.store import JobStore
-from jobs.worker import start_threads, stop_threads
+from jobs.worker import start_threads, stop_threads, sweep
 
 EXTENSION_KEY = "job_queue"
 
@@ -182,7 +182,7 @@ class JobQueue:
 
     def sweep(self) -> tuple[int, int]:
         """Requeue (or fail) jobs whose worker died; return (requeued, failed)."""
-        return self._state().store.sweep()
+        return sweep(self._state())
 
     def _start(self, state: QueueState, threads: Optional[int] = None) -> None:
         start_threads(state, int(threads or state.config("JOBS_WORKER_THREADS")))

@@ -35,6 +35,21 @@ def _to_json(value: Any) -> Optional[str]:
     return None if value is None else json.dumps(value, default=str, ensure_ascii=False)
 
 
+def record_from_row(row: Any) -> JobRecord:
+    """A job row (columns in ``RECORD_COLUMNS`` order) as a ``JobRecord``; SQLite's text dates parsed."""
+    data = dict(zip(RECORD_COLUMNS, row))
+    for name in DATETIME_COLUMNS:
+        if isinstance(data[name], str):
+            data[name] = datetime.fromisoformat(data[name])
+    result_json = data.pop("result_json")
+    data["status"] = JobStatus(data["status"])
+    return JobRecord(result=json.loads(result_json) if result_json else None, **data)
+
+
+def _message(timestamp: Any, text: str) -> Message:
+    return (datetime.fromisoformat(timestamp) if isinstance(timestamp, str) else timestamp, text)
+
+
 class JobStore:
     """The job tables of one database, read and written with plain SQL on DB-API connections."""
 
@@ -56,15 +71,6 @@ class JobStore:
     def _run(self, cursor: Any, statement_name: str, /, **values: Any) -> Any:
         statement = self._statements[statement_name]
         return cursor.execute(statement.text, statement.params(values))
-
-    def _record(self, row: Any) -> JobRecord:
-        data = dict(zip(RECORD_COLUMNS, row))
-        for name in DATETIME_COLUMNS:
-            if isinstance(data[name], str):
-                data[name] = datetime.fromisoformat(data[name])
-        result_json = data.pop("result_json")
-        data["status"] = JobStatus(data["status"])
-        return JobRecord(result=json.loads(result_json) if result_json else None, **data)
 
     def _add_messages(self, cursor: Any, job_id: str, messages: Iterable[Message]) -> None:
         statement = self._statements["insert_message"]
@@ -102,7 +108,7 @@ class JobStore:
     def _claim_in(self, cursor: Any, owner: str, process_token: str, lease_seconds: float) -> Optional[JobRecord]:
         row = self._run(cursor, "claim", queued=QUEUED, token=process_token,
                         **self._lease_params(owner, lease_seconds)).fetchone()
-        return self._record(row) if row is not None else None
+        return record_from_row(row) if row is not None else None
 
     def heartbeat(self, job_id: str, owner: str, lease_seconds: float, progress: int, total_steps: int,
                   messages: list[Message]) -> bool:
@@ -134,7 +140,7 @@ class JobStore:
                                 **self._final_params(job_id, final),
                                 **self._lease_params(owner, lease_seconds)).fetchone()
             finished, claimed = row[0] == 1, row[1:]
-            return finished, (self._record(claimed) if claimed[0] is not None else None)
+            return finished, (record_from_row(claimed) if claimed[0] is not None else None)
         with self._transaction() as cursor:
             finished = self._finish_in(cursor, job_id, owner, **final)
             return finished, self._claim_in(cursor, owner, token, lease_seconds)
@@ -157,8 +163,11 @@ class JobStore:
         with self._transaction(single=True) as cursor:
             self._run(cursor, "give_back", queued=QUEUED, running=RUNNING, id=job_id, owner=owner)
 
-    def sweep(self) -> tuple[int, int]:
-        """Requeue running jobs whose lease expired, or fail them when out of attempts."""
+    def sweep(self, failed_ids: Optional[list[str]] = None) -> tuple[int, int]:
+        """Requeue running jobs whose lease expired, or fail them when out of attempts.
+
+        Returns (requeued, failed); the ids of the failed ones are appended to ``failed_ids``.
+        """
         now = utcnow()
         requeued = failed = 0
         with self._transaction() as cursor:
@@ -174,6 +183,8 @@ class JobStore:
                               error=error, id=job_id)
                     note = f"Fehler: {error}"
                     failed += 1
+                    if failed_ids is not None:
+                        failed_ids.append(job_id)
                 self._add_messages(cursor, job_id, [(now, note)])
         if requeued or failed:
             log.warning("job sweep: %d requeued, %d failed after their worker was lost", requeued, failed)
@@ -181,17 +192,14 @@ class JobStore:
 
     # -- reads ----------------------------------------------------------------
 
-    def _message(self, timestamp: Any, text: str) -> Message:
-        return (datetime.fromisoformat(timestamp) if isinstance(timestamp, str) else timestamp, text)
-
     def get(self, job_id: str) -> Optional[JobRecord]:
         """One job with its messages, in one statement."""
         with self._transaction(write=False, single=True) as cursor:
             rows = self._run(cursor, "select_one", id=job_id).fetchall()
         if not rows:
             return None
-        record = self._record(rows[0][:len(RECORD_COLUMNS)])
-        record.messages = [self._message(ts, text) for *_, ts, text in rows if text is not None]
+        record = record_from_row(rows[0][:len(RECORD_COLUMNS)])
+        record.messages = [_message(ts, text) for *_, ts, text in rows if text is not None]
         return record
 
     def newest(self, limit: Optional[int] = None) -> list[JobRecord]:
@@ -200,11 +208,11 @@ class JobStore:
         with self._transaction(write=False) as cursor:
             rows = self._run(cursor, "select_newest", limit=limit).fetchall()
             messages = self._run(cursor, "messages_of_newest", limit=limit).fetchall()
-        records = [self._record(row) for row in rows]
+        records = [record_from_row(row) for row in rows]
         by_id = {record.id: record for record in records}
         for job_id, timestamp, text in messages:
             if job_id in by_id:
-                by_id[job_id].messages.append(self._message(timestamp, text))
+                by_id[job_id].messages.append(_message(timestamp, text))
         return records
 
     def count(self, status: JobStatus) -> int:

@@ -16,7 +16,7 @@ import time
 import uuid
 from typing import Optional
 
-from jobs.execution import QueueState, execute, write_progress
+from jobs.execution import QueueState, announce_finished, execute, write_progress
 from jobs.schema import JobRecord
 from jobs.sql import NOTIFY_CHANNEL
 
@@ -125,11 +125,24 @@ def housekeep(state: QueueState) -> None:
                     log.exception("job %s: heartbeat failed", job.id)
         if now >= next_sweep:
             next_sweep = now + sweep_every
-            try:
-                if any(state.store.sweep()):
-                    state.wake_workers()
-            except Exception:
-                log.exception("job sweep failed")
+            sweep(state)
+
+
+def sweep(state: QueueState) -> tuple[int, int]:
+    """Requeue or fail the jobs of dead workers; wake the workers, announce the failed ones."""
+    failed_ids: list[str] = []
+    try:
+        counts = state.store.sweep(failed_ids)
+    except Exception:
+        log.exception("job sweep failed")
+        return 0, 0
+    if any(counts):
+        state.wake_workers()
+    for job_id in failed_ids:
+        record = state.store.get(job_id)
+        if record is not None:
+            announce_finished(state, record)
+    return counts
 
 
 def listen(state: QueueState) -> None:

@@ -343,3 +343,18 @@ def test_enqueue_takes_a_module_function_string(queue: JobQueue) -> None:
     assert queue.run_pending() == 1
     job = queue.get_job(job_id)
     assert job.status is JobStatus.COMPLETED and isinstance(job.result, int)
+
+
+def test_job_finished_is_sent_once_per_outcome_with_the_final_state(queue: JobQueue, flask_app: Flask) -> None:
+    from job_queue import job_finished
+
+    seen: list[tuple[str, str, object]] = []
+
+    def receiver(sender: Flask, job) -> None:
+        seen.append((job.id, job.status.value, job.result if job.error is None else job.error))
+
+    with job_finished.connected_to(receiver, sender=flask_app):
+        ok = queue.enqueue(lambda job: "gut")
+        bad = queue.enqueue(lambda job: 1 / 0)
+        assert queue.run_pending() == 2
+    assert seen == [(ok, "completed", "gut"), (bad, "failed", "ZeroDivisionError: division by zero")]
