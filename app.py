@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import secrets
+import signal
+import threading
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -167,9 +170,10 @@ def create_app(
     if database_problem is not None:  # a CLI command such as `flask db upgrade` may still run; a worker not
         job_queue.add_start_check(app, lambda: _refuse_to_start(database_problem))
 
-    from views import admin, auth, security, shops
+    from views import admin, auth, outage, security, shops
 
     security.init_app(app)
+    outage.init_app(app)
     auth.init_app(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(shops.bp)
@@ -180,7 +184,31 @@ def create_app(
     if app.config["JOBS_AUTOSTART"] and app.config["JOBS_RUN_IN_WEB"] and not app.testing and _serving():
         with app.app_context():
             job_queue.start()
+        _stop_jobs_warmly_at_exit(app)
     return app
+
+
+def _stop_jobs_warmly_at_exit(app: Flask) -> None:
+    """When this web process ends, its running jobs finish or go back to the queue (README "Deployment").
+
+    gunicorn ends a worker on SIGTERM by returning from its loop, so the exit
+    hook runs, within gunicorn's graceful timeout. ``flask run`` would die on
+    SIGTERM without running anything: there SIGTERM ends the server as Ctrl-C
+    does. A handler another server installed is left alone.
+    """
+    atexit.register(_shutdown_jobs, app)
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
+
+
+def _stop_like_ctrl_c(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _shutdown_jobs(app: Flask) -> None:
+    with app.app_context():
+        job_queue.shutdown()
 
 
 def _refuse_to_start(problem: str) -> None:

@@ -9,7 +9,10 @@ supported databases breaks comparisons.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,9 +23,12 @@ from sqlalchemy.engine import Connection, Engine
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
+    from flask import Flask
 
 # How long a writer waits for SQLite's write lock before "database is locked".
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+# After a checkpoint SQLite cuts its write-ahead log back to this size, so the file stays small.
+SQLITE_WAL_SIZE_LIMIT = 1024 * 1024
 # PostgreSQL advisory lock key held while one process creates or upgrades the schema.
 SCHEMA_LOCK_KEY = 727274
 
@@ -44,6 +50,7 @@ def prepare_sqlite(connection: sqlite3.Connection) -> None:
     connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000:d}")
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_SIZE_LIMIT:d}")
 
 
 def configure_sqlite_engine(engine: Engine) -> None:
@@ -191,3 +198,70 @@ def _connection_problem(engine: Engine, exc: sa.exc.OperationalError, lock_timeo
         return (f"Datenbank {where}: die Schema-Sperre war nach {lock_timeout:g} s noch belegt "
                 f"(ein anderer Prozess migriert?): {detail}")
     return f"Datenbank {where} nicht erreichbar oder nicht beschreibbar: {detail}"
+
+
+# -- when the database is away ------------------------------------------------------------
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """Tell an unreachable or locked database from a bug in a statement.
+
+    The ORM wraps driver errors (``sqlalchemy.exc.OperationalError``); the job
+    store runs on DB-API connections and sees the drivers' own.
+    """
+    if isinstance(error, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+        return True
+    if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, (sqlite3.OperationalError, sqlite3.InterfaceError)):
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a requirement
+        return False
+    return isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError))
+
+
+class OutageLog:
+    """Log an outage of the database as two lines: when it starts and when it ends.
+
+    Every request or worker that meets the outage reports it here; only the
+    first report logs (with the cause, no traceback), and the first success
+    afterwards logs the end with the outage's duration.
+    """
+
+    def __init__(self, logger: "logging.Logger", what: str) -> None:
+        self._logger, self._what = logger, what
+        self._lock = threading.Lock()
+        self._since: Optional[float] = None
+
+    @property
+    def is_down(self) -> bool:
+        return self._since is not None
+
+    def failed(self, error: BaseException) -> None:
+        with self._lock:
+            if self._since is not None:
+                return
+            self._since = time.monotonic()
+        cause = str(getattr(error, "orig", None) or error).strip().splitlines()
+        self._logger.warning("%s: Datenbank nicht erreichbar (%s)", self._what, cause[0] if cause else type(error).__name__)
+
+    def recovered(self) -> None:
+        if self._since is None:
+            return
+        with self._lock:
+            if self._since is None:
+                return
+            duration, self._since = time.monotonic() - self._since, None
+        self._logger.warning("%s: Datenbank wieder erreichbar nach %.1f s", self._what, duration)
+
+
+OUTAGE_LOG_KEY = "database_outage"
+
+
+def outage_log(app: "Flask") -> OutageLog:
+    """The one outage log of ``app``: web requests and job workers report to it alike."""
+    log = app.extensions.get(OUTAGE_LOG_KEY)
+    if log is None:
+        log = app.extensions.setdefault(OUTAGE_LOG_KEY, OutageLog(logging.getLogger("database"), app.name))
+    return log

@@ -12,7 +12,7 @@ from flask.cli import with_appcontext
 
 from jobs.execution import QueueState
 from jobs.status import JobStatus
-from jobs.worker import start_threads, stop_threads
+from jobs.worker import start_threads, warm_stop
 
 # How often the command looks whether it should exit: often with --until-empty.
 UNTIL_EMPTY_CHECK_SECONDS = 0.5
@@ -44,5 +44,8 @@ def worker_command(threads: Optional[int], until_empty: bool) -> None:
             if until_empty and _nothing_left(state):
                 break
     except KeyboardInterrupt:
-        click.echo("Beende nach den laufenden Jobs...")
-    stop_threads(state, timeout=None)
+        pass
+    grace = float(state.config("JOBS_STOP_GRACE"))
+    if state.running:
+        click.echo(f"Beende nach den laufenden Jobs (höchstens {grace:g} s)...")
+    warm_stop(state, grace)

@@ -76,6 +76,11 @@ class Connections:
             self._local.connection = connection
         return connection
 
+    def outside_transaction(self, statement: str) -> None:
+        """SQLite: run a statement that must not run inside a transaction (a checkpoint)."""
+        with self.writer:
+            self._sqlite_connection().execute(statement)
+
     @contextmanager
     def transaction(self, write: bool = True, single: bool = False) -> Iterator[Any]:
         """A cursor in one transaction.

@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 
 from flask import Flask
 
+from database import OutageLog, is_database_unavailable, outage_log, utcnow
 from jobs.callables import load_callable
 from jobs.job import Job, JobSnapshot
 from jobs.schema import JobRecord
@@ -27,9 +28,11 @@ from jobs.store import JobStore
 
 log = logging.getLogger(__name__)
 
-# The outcome matters: ride out a short database hiccup before giving up.
-FINAL_WRITE_ATTEMPTS = 3
-FINAL_WRITE_BACKOFF_SECONDS = 0.5
+# The outcome matters: the final write is retried until it is stored or the worker stops,
+# first quickly, then every FINAL_WRITE_MAX_BACKOFF seconds (short, so it lands soon after the
+# database is back, long before the job's lease could end).
+FINAL_WRITE_FIRST_BACKOFF, FINAL_WRITE_MAX_BACKOFF = 0.1, 1.0
+RESTARTING = "Neustart des Servers: Job nach {grace:g} s Wartezeit abgebrochen und neu eingereiht"
 
 
 @dataclass
@@ -52,6 +55,13 @@ class QueueState:
     wakeups: int = 0
     # The housekeeper's own alarm, so an enqueue wakes only the workers.
     housekeeper_alarm: threading.Event = field(default_factory=threading.Event)
+    # Set by a stop: a worker retrying a final write makes its last try and gives up after the grace.
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+    give_up_at: Optional[float] = None  # time.monotonic() after which unwritten outcomes are given up
+
+    @property
+    def outage(self) -> OutageLog:
+        return outage_log(self.app)
 
     def config(self, key: str) -> Any:
         return self.app.config[key]
@@ -116,9 +126,13 @@ def _log_failure(record: JobRecord, exc: BaseException) -> None:
 
 
 def write_progress(state: QueueState, job: Job) -> None:
-    """Heartbeat: renew the lease, write progress and pending messages."""
+    """Heartbeat: renew the lease, write progress and pending messages.
+
+    Also while the final write is still being retried: the lease must not end
+    for a job whose outcome is only waiting for the database.
+    """
     with job.write_lock:
-        if job.lost or job.status is not JobStatus.RUNNING:
+        if job.lost or job.settled:
             return
         progress, total, pending = job.take_changes()
         try:
@@ -135,29 +149,65 @@ def write_progress(state: QueueState, job: Job) -> None:
 def finish(state: QueueState, job: Job, status: JobStatus, result: Any = None,
            exc: Optional[BaseException] = None,
            claim_next: Optional[tuple[str, float]] = None) -> Optional[JobRecord]:
-    """Write the outcome; with ``claim_next`` (token, lease) also claim this worker's next job."""
-    owner = job.owner or ""
+    """Write the outcome; with ``claim_next`` (token, lease) also claim this worker's next job.
+
+    A database that is away does not lose the outcome: it stays in memory and
+    the write is retried until it is stored or, after a stop, the grace ends.
+    """
     with job.write_lock:
         final = job.record_outcome(status, result, exc)
-        store = state.store
-        for attempt in range(1, FINAL_WRITE_ATTEMPTS + 1):
+    owner, delay = job.owner or "", FINAL_WRITE_FIRST_BACKOFF
+    while True:
+        with job.write_lock:
             try:
-                if claim_next is None:
-                    finished = False if job.lost else store.finish(job.id, owner, **final)
-                    following = None
+                if job.lost:
+                    finished, following = False, None
+                elif claim_next is None or state.stop_requested.is_set():
+                    finished, following = state.store.finish(job.id, owner, **final), None
                 else:
-                    finished, following = store.finish_and_claim(job.id, owner, *claim_next, **final)
+                    finished, following = state.store.finish_and_claim(job.id, owner, *claim_next, **final)
+                job.settled = True
                 break
-            except Exception:
-                if attempt == FINAL_WRITE_ATTEMPTS:
+            except Exception as error:
+                if not is_database_unavailable(error):
                     raise
-                log.warning("job %s: final write failed (attempt %d), retrying", job.id, attempt)
-                time.sleep(FINAL_WRITE_BACKOFF_SECONDS * attempt)
+                state.outage.failed(error)
+        if state.give_up_at is not None and time.monotonic() >= state.give_up_at:
+            log.error("job %s: outcome not stored, the database stayed away until the stop; "
+                      "it runs again once its lease ends", job.id)
+            return None
+        state.stop_requested.wait(delay)
+        delay = min(delay * 2, FINAL_WRITE_MAX_BACKOFF)
+    state.outage.recovered()
     if finished:
         announce_finished(state, job.snapshot_record())
     elif not job.lost:
         log.warning("job %s: lease lost before it finished; its outcome was not written", job.id)
     return following
+
+
+def give_back_running(state: QueueState, grace: float) -> int:
+    """Return the jobs this process still runs to the queue at once, unfinished; return how many.
+
+    Their attempt is not counted, their messages are kept, and a message says
+    why; whatever the job function does afterwards is not written.
+    """
+    returned = 0
+    for job in list(state.running.values()):
+        with job.write_lock:
+            if job.lost or job.settled:
+                continue
+            _progress, _total, pending = job.take_changes()
+            job.lost = True  # from now on nothing of this run is written
+            try:
+                if state.store.give_back(job.id, job.owner or "", pending + [(utcnow(), RESTARTING.format(grace=grace))]):
+                    returned += 1
+            except Exception as error:
+                log.error("job %s could not be given back (%s): it runs again once its lease ends", job.id, error)
+    if returned:
+        log.warning("%d running job(s) given back to the queue for the restart", returned)
+        state.wake_workers()
+    return returned
 
 
 def announce_finished(state: QueueState, record: JobRecord) -> None:

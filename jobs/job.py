@@ -156,7 +156,8 @@ class Job(JobView):
         self.write_lock = threading.Lock()
         self._pending: list[Message] = []  # messages not yet in the database
         self.dirty = False
-        self.lost = False  # another worker took the lease over: write nothing more
+        self.lost = False  # another worker took the lease over (or it was given back): write nothing more
+        self.settled = False  # the outcome is stored
         self.last_write = time.monotonic()  # the claim renewed the lease
 
     def _guard(self) -> AbstractContextManager[Any]:

@@ -11,9 +11,8 @@ the seed's debugging snippet works from a plain Python shell.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import threading
+import time
 import uuid
 import weakref
 from datetime import timedelta
@@ -21,15 +20,16 @@ from typing import Any, Callable, Optional, Union
 
 from flask import Flask, current_app, has_app_context
 
-from database import create_missing_tables, utcnow
+from database import create_missing_tables, is_database_unavailable, utcnow
 from jobs.callables import resolve_job_function
 from jobs.execution import QueueState, execute
+from jobs.identity import owner_name, process_token
 from jobs.job import JobSnapshot
 from jobs.schema import JobRecord, metadata
 from jobs.status import JobStatus
 from jobs.connections import make_engine
 from jobs.store import JobStore
-from jobs.worker import start_threads, stop_threads, sweep
+from jobs.worker import start_threads, stop_threads, sweep, warm_stop
 
 EXTENSION_KEY = "job_queue"
 
@@ -43,7 +43,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "JOBS_MAX_ATTEMPTS": 3,  # runs of a job whose worker keeps dying
     "JOBS_DURABLE_COMMIT": False,  # PostgreSQL: wait for the disk on every job write
     "JOBS_CREATE_TABLES": True,  # create missing job tables in init_app (off where migrations own the schema)
+    "JOBS_STOP_GRACE": 25.0,  # seconds a stopping process lets running jobs finish, then gives them back
+    "JOBS_ENQUEUE_RETRY_SECONDS": 3.0,  # an enqueue rides out a database hiccup this long, then fails
 }
+
+ENQUEUE_FIRST_BACKOFF, ENQUEUE_MAX_BACKOFF = 0.05, 0.5
 
 JobFunction = Union[Callable[..., Any], str]
 
@@ -72,7 +76,7 @@ class JobQueue:
             app=app,
             store=JobStore(engine),
             condition=threading.Condition(threading.Lock()),
-            token=f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+            token=process_token(),
         )
         from jobs.cli import worker_command
 
@@ -131,11 +135,31 @@ class JobQueue:
         )
         if not portable:
             state.local_calls[record.id] = (func, args, kwargs)
-        state.store.insert(record)
+        try:
+            self._insert(state, record)
+        except Exception:
+            state.local_calls.pop(record.id, None)
+            raise
         state.wake_workers()
         if state.config("JOBS_AUTOSTART") and state.config("JOBS_RUN_IN_WEB"):
             self._start(state)
         return record.id
+
+    @staticmethod
+    def _insert(state: QueueState, record: JobRecord) -> None:
+        """Store a new job; a database that is away is retried for a short, bounded time."""
+        give_up_at = time.monotonic() + float(state.config("JOBS_ENQUEUE_RETRY_SECONDS"))
+        delay = ENQUEUE_FIRST_BACKOFF
+        while True:
+            try:
+                state.store.insert(record)
+                return
+            except Exception as error:
+                if not is_database_unavailable(error) or time.monotonic() + delay > give_up_at:
+                    raise
+                state.outage.failed(error)
+            time.sleep(delay)
+            delay = min(delay * 2, ENQUEUE_MAX_BACKOFF)
 
     def get_job(self, job_id: str) -> Optional[JobSnapshot]:
         """Return a snapshot of the job with this id, or ``None``."""
@@ -159,6 +183,15 @@ class JobQueue:
         """
         return stop_threads(self._state(), timeout)
 
+    def shutdown(self, grace: Optional[float] = None) -> bool:
+        """Stop warmly: let running jobs finish within ``grace`` (``JOBS_STOP_GRACE``), then give them back.
+
+        Returns whether every running job finished. Used when the process
+        ends (SIGTERM, Ctrl-C) in ``flask run``, gunicorn and ``flask worker``.
+        """
+        state = self._state()
+        return warm_stop(state, float(state.config("JOBS_STOP_GRACE") if grace is None else grace))
+
     def clear_old_jobs(self, max_age_hours: float = 24) -> int:
         """Delete finished jobs that completed more than ``max_age_hours`` ago."""
         cutoff = utcnow() - timedelta(hours=max_age_hours)
@@ -169,7 +202,7 @@ class JobQueue:
     def run_pending(self) -> int:
         """Run every queued job this process may run, in the calling thread; return how many."""
         state = self._state()
-        owner = f"{state.token}-sync-{uuid.uuid4().hex[:6]}"
+        owner = owner_name(state.token, "sync")
         ran = 0
         while (record := state.store.claim(owner, state.token, state.config("JOBS_LEASE_SECONDS"))) is not None:
             execute(state, record, owner)

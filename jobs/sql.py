@@ -65,6 +65,10 @@ def _finished_before_cutoff() -> sa.ColumnElement[bool]:
     return sa.and_(job.status.in_([_param("completed"), _param("failed")]), job.completed_at < _param("cutoff"))
 
 
+def _oldest_finished(column: sa.ColumnElement) -> sa.Select:
+    return sa.select(column).where(_finished_before_cutoff()).order_by(job.seq).limit(_param("batch"))
+
+
 def _insert() -> sa.Insert:
     return job_table.insert().inline().values(
         id=_param("id"), name=_param("name"), func_path=_param("func_path"), args_json=_param("args_json"),
@@ -105,8 +109,13 @@ def _statements() -> dict[str, sa.Executable]:
             progress=_param("progress"), total_steps=_param("total_steps"), lease_until=_param("lease_until")),
         "give_back": job_table.update().where(_owned_by_worker()).values(
             status=_param("queued"), owner=sa.null(), lease_until=sa.null(), attempts=job.attempts - 1),
+        # This process's own jobs are left out: it knows they live (a long outage ends their leases).
         "expired": sa.select(job.id, job.attempts, job.max_attempts)
-        .where(job.status == _param("running"), job.lease_until < _param("now"))
+        .where(job.status == _param("running"), job.lease_until < _param("now"),
+               sa.not_(job.owner.like(_param("own_prefix"))))
+        .with_for_update(skip_locked=True),
+        "running_on_host": sa.select(job.id, job.attempts, job.max_attempts, job.owner)
+        .where(job.status == _param("running"), job.owner.like(_param("host_prefix")))
         .with_for_update(skip_locked=True),
         "requeue_lost": job_table.update().where(job.id == _param("id")).values(
             status=_param("queued"), owner=sa.null(), lease_until=sa.null()),
@@ -125,9 +134,9 @@ def _statements() -> dict[str, sa.Executable]:
         "count_status": sa.select(sa.func.count()).select_from(job_table).where(job.status == _param("status")),
         "insert_message": message_table.insert().inline().values(
             job_id=_param("job_id"), timestamp=_param("timestamp"), message=_param("message")),
-        "delete_old_messages": message_table.delete().where(message.job_id.in_(
-            sa.select(job.id).where(_finished_before_cutoff()))),
-        "delete_old_jobs": job_table.delete().where(_finished_before_cutoff()),
+        # One batch of the oldest finished jobs: both statements pick the same rows in one transaction.
+        "delete_old_messages": message_table.delete().where(message.job_id.in_(_oldest_finished(job.id))),
+        "delete_old_jobs": job_table.delete().where(job.seq.in_(_oldest_finished(job.seq))),
     }
 
 

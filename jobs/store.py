@@ -19,13 +19,13 @@ from sqlalchemy.engine import Engine
 
 from database import utcnow
 from jobs.connections import Connections
+from jobs.maintenance import StoreMaintenance
 from jobs.schema import DATETIME_COLUMNS, RECORD_COLUMNS, JobRecord, Message, job_table
 from jobs.sql import NOTIFY_CHANNEL, compiled_statements
 from jobs.status import JobStatus
 
 log = logging.getLogger(__name__)
 
-WORKER_LOST = "Worker verloren: der Prozess, der den Job ausführte, antwortet nicht mehr"
 
 QUEUED, RUNNING = JobStatus.QUEUED.value, JobStatus.RUNNING.value
 NO_LIMIT = 2**62  # a LIMIT bigger than any table: "all rows"
@@ -50,7 +50,7 @@ def _message(timestamp: Any, text: str) -> Message:
     return (datetime.fromisoformat(timestamp) if isinstance(timestamp, str) else timestamp, text)
 
 
-class JobStore:
+class JobStore(StoreMaintenance):
     """The job tables of one database, read and written with plain SQL on DB-API connections."""
 
     def __init__(self, engine: Engine) -> None:
@@ -158,37 +158,17 @@ class JobStore:
             self._add_messages(cursor, job_id, final["messages"])
         return updated == 1
 
-    def give_back(self, job_id: str, owner: str) -> None:
-        """Return a claimed job this worker will not run (it is stopping) to the queue, unrun."""
-        with self._transaction(single=True) as cursor:
-            self._run(cursor, "give_back", queued=QUEUED, running=RUNNING, id=job_id, owner=owner)
+    def give_back(self, job_id: str, owner: str, messages: Optional[list[Message]] = None) -> bool:
+        """Return a job this worker will not finish (it is stopping) to the queue; its attempt is not counted.
 
-    def sweep(self, failed_ids: Optional[list[str]] = None) -> tuple[int, int]:
-        """Requeue running jobs whose lease expired, or fail them when out of attempts.
-
-        Returns (requeued, failed); the ids of the failed ones are appended to ``failed_ids``.
+        ``messages`` (those not yet written, and why it goes back) are kept.
         """
-        now = utcnow()
-        requeued = failed = 0
-        with self._transaction() as cursor:
-            expired = self._run(cursor, "expired", running=RUNNING, now=self._time(now)).fetchall()
-            for job_id, attempts, max_attempts in expired:
-                if attempts < max_attempts:
-                    self._run(cursor, "requeue_lost", queued=QUEUED, id=job_id)
-                    note = f"{WORKER_LOST}; neu eingereiht (Versuch {attempts + 1} von {max_attempts})"
-                    requeued += 1
-                else:
-                    error = f"{WORKER_LOST} (nach {attempts} Versuchen)"
-                    self._run(cursor, "fail_lost", failed=JobStatus.FAILED.value, now=self._time(now),
-                              error=error, id=job_id)
-                    note = f"Fehler: {error}"
-                    failed += 1
-                    if failed_ids is not None:
-                        failed_ids.append(job_id)
-                self._add_messages(cursor, job_id, [(now, note)])
-        if requeued or failed:
-            log.warning("job sweep: %d requeued, %d failed after their worker was lost", requeued, failed)
-        return requeued, failed
+        with self._transaction(single=not messages) as cursor:
+            returned = self._run(cursor, "give_back", queued=QUEUED, running=RUNNING, id=job_id,
+                                 owner=owner).rowcount == 1
+            if returned:
+                self._add_messages(cursor, job_id, messages or [])
+        return returned
 
     # -- reads ----------------------------------------------------------------
 
@@ -218,27 +198,3 @@ class JobStore:
     def count(self, status: JobStatus) -> int:
         with self._transaction(write=False, single=True) as cursor:
             return self._run(cursor, "count_status", status=JobStatus(status).value).fetchone()[0]
-
-    # -- maintenance ------------------------------------------------------------
-
-    def update_fields(self, job_id: str, values: dict[str, Any]) -> None:
-        """Set columns of a job directly: for tests and operators, never for a running worker."""
-        values = dict(values)
-        if "result" in values:
-            values["result_json"] = _to_json(values.pop("result"))
-        if "status" in values:
-            values["status"] = JobStatus(values["status"]).value
-        unknown = set(values) - set(RECORD_COLUMNS)
-        if unknown:
-            raise ValueError(f"unknown job fields: {sorted(unknown)}")
-        writer = self._connections.writer if not self.is_postgresql else nullcontext()
-        with writer, self.engine.begin() as conn:
-            conn.execute(job_table.update().where(job_table.c.id == job_id).values(**values))
-
-    def delete_finished_before(self, cutoff: datetime) -> int:
-        """Delete finished jobs completed before ``cutoff`` and their messages."""
-        params = {"completed": JobStatus.COMPLETED.value, "failed": JobStatus.FAILED.value,
-                  "cutoff": self._time(cutoff)}
-        with self._transaction() as cursor:
-            self._run(cursor, "delete_old_messages", **params)
-            return self._run(cursor, "delete_old_jobs", **params).rowcount

@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from typing import Optional
 
-from jobs.execution import QueueState, announce_finished, execute, write_progress
+from database import is_database_unavailable
+from jobs.execution import QueueState, announce_finished, execute, give_back_running, write_progress
+from jobs.identity import owner_name
 from jobs.schema import JobRecord
 from jobs.sql import NOTIFY_CHANNEL
 
@@ -34,9 +35,11 @@ def start_threads(state: QueueState, threads: int) -> None:
         # A stop still waiting for running jobs is cancelled: the caller wants
         # workers, and joining here would block it.
         state.stopping = False
+        state.stop_requested.clear()
+        state.give_up_at = None
         state.workers = [worker for worker in state.workers if worker.is_alive()]
         for index in range(len(state.workers), threads):
-            owner = f"{state.token}-w{index}-{uuid.uuid4().hex[:6]}"
+            owner = owner_name(state.token, f"w{index}")
             state.workers.append(_thread(f"job-worker-{index}", work, state, owner))
         if state.housekeeper is None or not state.housekeeper.is_alive():
             state.housekeeper = _thread("job-housekeeper", housekeep, state)
@@ -57,12 +60,35 @@ def stop_threads(state: QueueState, timeout: Optional[float]) -> bool:
         if not threads:
             return True
         state.stopping = True
+        state.give_up_at = None if timeout is None else time.monotonic() + timeout
         state.condition.notify_all()
+    state.stop_requested.set()
     state.housekeeper_alarm.set()
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = state.give_up_at
     for thread in threads:
         thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
     return not any(thread.is_alive() for thread in threads)
+
+
+def warm_stop(state: QueueState, grace: float) -> bool:
+    """Stop claiming; give running jobs ``grace`` seconds to finish, then give them back to the queue.
+
+    Returns whether every job finished by itself. A job given back is queued
+    again at once (its attempt not counted), so a restarted process, or any
+    other worker, takes it up without waiting for a lease.
+    """
+    if stop_threads(state, grace):
+        return True
+    give_back_running(state, grace)
+    return False
+
+
+def _report(state: QueueState, error: Exception, what: str) -> None:
+    """An unreachable database is one line per outage; anything else keeps its traceback."""
+    if is_database_unavailable(error):
+        state.outage.failed(error)
+    else:
+        log.exception("%s failed", what)
 
 
 def _wait_for_work(state: QueueState, seen: int, timeout: float) -> None:
@@ -92,8 +118,9 @@ def work(state: QueueState, owner: str) -> None:
             continue
         try:
             record = state.store.claim(owner, state.token, lease)
-        except Exception:  # the database may be away for a moment; keep the worker
-            log.exception("job worker %s could not claim a job", owner)
+            state.outage.recovered()
+        except Exception as error:  # the database may be away for a moment; keep the worker
+            _report(state, error, f"claim by job worker {owner}")
         if record is None:
             _wait_for_work(state, seen, state.config("JOBS_POLL_INTERVAL"))
         # with a job: back to the top, where a stop that came meanwhile is seen
@@ -121,8 +148,8 @@ def housekeep(state: QueueState) -> None:
                 job.last_write = now
                 try:
                     write_progress(state, job)
-                except Exception:  # keep heartbeating the others
-                    log.exception("job %s: heartbeat failed", job.id)
+                except Exception as error:  # keep heartbeating the others
+                    _report(state, error, f"heartbeat of job {job.id}")
         if now >= next_sweep:
             next_sweep = now + sweep_every
             sweep(state)
@@ -132,9 +159,9 @@ def sweep(state: QueueState) -> tuple[int, int]:
     """Requeue or fail the jobs of dead workers; wake the workers, announce the failed ones."""
     failed_ids: list[str] = []
     try:
-        counts = state.store.sweep(failed_ids)
-    except Exception:
-        log.exception("job sweep failed")
+        counts = state.store.sweep(failed_ids, own_token=state.token)
+    except Exception as error:
+        _report(state, error, "job sweep")
         return 0, 0
     if any(counts):
         state.wake_workers()

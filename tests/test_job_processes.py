@@ -21,7 +21,7 @@ from processes import ProcessGroup
 from job_helpers import create_run_log, record_run, runs, slow_job
 from job_queue import JobStatus, job_queue
 from database import utcnow as utcnow_naive
-from jobs.store import WORKER_LOST
+from jobs.maintenance import WORKER_LOST
 from models import db
 
 REPO = Path(__file__).resolve().parent.parent
