@@ -47,7 +47,7 @@ def prepare_sqlite(connection: sqlite3.Connection) -> None:
     connection.isolation_level = None
     # First: switching a new file to WAL needs a lock that another process starting
     # at the same moment may hold; without a busy timeout that fails at once.
-    connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000:d}")
+    connection.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000):d}")
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_SIZE_LIMIT:d}")
@@ -96,7 +96,7 @@ def schema_lock(engine: Engine, timeout: float) -> Iterator[Connection]:
                 with conn.execution_options(sqlite_immediate=True).begin():
                     yield conn
             finally:
-                driver.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000:d}")
+                driver.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000):d}")
             return
         if conn.dialect.name == "postgresql":
             with conn.begin():
@@ -202,22 +202,31 @@ def _connection_problem(engine: Engine, exc: sa.exc.OperationalError, lock_timeo
 
 # -- when the database is away ------------------------------------------------------------
 
+# What SQLite says when its file cannot be used right now (as opposed to a faulty statement).
+_SQLITE_UNAVAILABLE = ("database is locked", "database table is locked", "unable to open database",
+                       "disk i/o error", "readonly database", "database or disk is full")
+
+
 def is_database_unavailable(error: BaseException) -> bool:
     """Tell an unreachable or locked database from a bug in a statement.
 
-    The ORM wraps driver errors (``sqlalchemy.exc.OperationalError``); the job
-    store runs on DB-API connections and sees the drivers' own.
+    The ORM wraps driver errors in SQLAlchemy's; the job store runs on DB-API
+    connections and sees the drivers' own. A statement the database rejects
+    (no such table, bad syntax) is a bug and is never retried as an outage.
     """
-    if isinstance(error, (sa.exc.OperationalError, sa.exc.InterfaceError)):
-        return True
-    if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
+    if isinstance(error, sa.exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        return error.orig is not None and is_database_unavailable(error.orig)
+    if isinstance(error, sa.exc.InterfaceError):
         return True
     if isinstance(error, (sqlite3.OperationalError, sqlite3.InterfaceError)):
-        return True
+        return any(text in str(error).lower() for text in _SQLITE_UNAVAILABLE)
     try:
         import psycopg
     except ImportError:  # pragma: no cover - psycopg is a requirement
         return False
+    # OperationalError: the server went away, refused, or shut down; InterfaceError: the connection is closed.
     return isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError))
 
 

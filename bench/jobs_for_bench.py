@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 
 def noop(job) -> None:
@@ -13,3 +14,12 @@ def noop(job) -> None:
 def crash_worker(job) -> None:
     """Kill the worker process running it: shows that a benchmark notices a dead worker."""
     os._exit(3)
+
+
+def counted(job, log_path: str, seconds: float = 0.05) -> None:
+    """Log this execution's start and end to a file: the job counts its own runs, not the queue."""
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"start {job.id} {os.getpid()}\n")
+    time.sleep(seconds)
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"end {job.id} {os.getpid()}\n")

@@ -58,6 +58,7 @@ class QueueState:
     # Set by a stop: a worker retrying a final write makes its last try and gives up after the grace.
     stop_requested: threading.Event = field(default_factory=threading.Event)
     give_up_at: Optional[float] = None  # time.monotonic() after which unwritten outcomes are given up
+    finished_since_checkpoint: bool = False  # SQLite: the housekeeper checkpoints the log when idle
 
     @property
     def outage(self) -> OutageLog:
@@ -179,6 +180,7 @@ def finish(state: QueueState, job: Job, status: JobStatus, result: Any = None,
         state.stop_requested.wait(delay)
         delay = min(delay * 2, FINAL_WRITE_MAX_BACKOFF)
     state.outage.recovered()
+    state.finished_since_checkpoint = True
     if finished:
         announce_finished(state, job.snapshot_record())
     elif not job.lost:

@@ -153,6 +153,13 @@ def housekeep(state: QueueState) -> None:
         if now >= next_sweep:
             next_sweep = now + sweep_every
             sweep(state)
+        if state.finished_since_checkpoint and not state.running:
+            # Idle now: fold SQLite's write-ahead log into the database file and cut it back.
+            state.finished_since_checkpoint = False
+            try:
+                state.store.checkpoint()
+            except Exception as error:
+                _report(state, error, "checkpoint")
 
 
 def sweep(state: QueueState) -> tuple[int, int]:

@@ -43,3 +43,26 @@ def slow_job(job: Job, seconds: float, steps: int = 20) -> int:
         time.sleep(seconds / steps)
         job.set_progress(step, steps)
     return os.getpid()
+
+
+def counted_run(job: Job, log_path: str, seconds: float = 0.0, steps: int = 10) -> int:
+    """Write this job's id to ``log_path`` as it starts, then work for ``seconds``.
+
+    The job counts its own executions in a file, outside the database under
+    test: a duplicate or a miss shows there whatever the queue believes.
+    """
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"{job.id} {os.getpid()}\n")
+    for step in range(1, steps + 1):
+        time.sleep(seconds / steps)
+        job.set_progress(step, steps)
+    return os.getpid()
+
+
+def executions(log_path: str) -> list[str]:
+    """The job ids ``counted_run`` wrote, one per execution."""
+    try:
+        with open(log_path, encoding="utf-8") as log:
+            return [line.split()[0] for line in log if line.strip()]
+    except FileNotFoundError:
+        return []
