@@ -36,12 +36,14 @@ def _assert_every_round_clean(rounds: list[list[dict]]) -> None:
         assert sum(FIRST_ADMIN in text for text in outputs) == 1, f"round {number}: first admin announced twice"
 
 
+@pytest.mark.timeout(600)  # 100 process starts: about 45 s on an idle machine of 2 cores
 def test_four_workers_and_a_web_process_start_together_on_fresh_sqlite_20_times() -> None:
     rounds = _race("sqlite", 20, dict(os.environ))
     assert len(rounds) == 20 and all(len(processes) == 5 for processes in rounds)
     _assert_every_round_clean(rounds)
 
 
+@pytest.mark.timeout(300)
 def test_four_workers_and_a_web_process_start_together_on_fresh_postgresql() -> None:
     url = pg_test_url()
     rounds = _race("postgresql", 5, dict(os.environ, TEST_DATABASE_URL=url))
