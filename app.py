@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import secrets
@@ -19,9 +20,10 @@ from werkzeug.exceptions import HTTPException
 
 from database import MIGRATIONS_DIR, SchemaError, configure_sqlite_engine, upgrade_schema
 from job_queue import DEFAULT_CONFIG as JOB_DEFAULTS
-from job_queue import job_queue
+from job_queue import JobKind, job_queue
 from jobs.schema import metadata as job_metadata
 from models import db, seed_programmes
+from scrapers.registry import SCRAPERS, is_retryable
 from scrapers.sources import OFFLINE as SOURCES_OFFLINE
 from scrapers.sources import ONLINE as SOURCES_ONLINE
 from views.errors import json_error
@@ -41,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_SCHEMA_LOCK_TIMEOUT": 60.0,  # seconds a starting process waits for another's upgrade
     **JOB_DEFAULTS,
     "JOBS_CREATE_TABLES": False,  # the migrations own the job tables too
+    # All three scrapers can run side by side (each kind only once at a time).
+    "JOBS_WORKER_THREADS": 3,
     # Where scrapers read: "online" (the URLs below) or "offline" (bundled samples).
     "SCRAPER_SOURCES": SOURCES_ONLINE,
     "PAYBACK_CATALOGUE_URL": "https://www.payback.de/onsflows/api/digital-shops",
@@ -73,6 +77,10 @@ DEFAULTS: dict[str, Any] = {
     "PAYBACK_EURO_PER_POINT": 0.01,
     "MILES_AND_MORE_EURO_PER_MILE": 0.01,
     "EXAMPLE_EURO_PER_POINT": 0.01,
+    # Job control of the scrapers (see README "Job control").
+    "SCRAPER_TIME_LIMITS": {},  # name -> seconds, over scrapers/registry.py's defaults
+    "SCRAPER_ATTEMPTS": 3,  # runs in all when a scrape fails for a retryable reason (network, 429, 5xx)
+    "SCHEDULES": {},  # name -> cron expression: enables that scraper's schedule at first start
 }
 
 
@@ -84,6 +92,11 @@ def _parse_env(raw: str, default: Any, key: str = "") -> Any:
         return raw.strip().lower() in ("1", "true", "yes", "on")
     if isinstance(default, (int, float)):
         return type(default)(raw)
+    if isinstance(default, dict):
+        value = json.loads(raw)  # e.g. SCHEDULES='{"payback": "15 4 * * *"}'
+        if not isinstance(value, dict):
+            raise ValueError(f"{key} must be a JSON object, not {raw!r}")
+        return value
     return raw
 
 
@@ -167,15 +180,17 @@ def create_app(
     with app.app_context():
         database_problem = _prepare_database(app)
     job_queue.init_app(app)
+    _register_scrapers(app, schedules=database_problem is None)
     if database_problem is not None:  # a CLI command such as `flask db upgrade` may still run; a worker not
         job_queue.add_start_check(app, lambda: _refuse_to_start(database_problem))
 
-    from views import admin, auth, outage, security, shops
+    from views import admin, auth, outage, schedules, security, shops
 
     security.init_app(app)
     outage.init_app(app)
     auth.init_app(app)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(schedules.bp)
     app.register_blueprint(shops.bp)
     app.register_error_handler(404, _json_routing_errors_under_admin)
     app.register_error_handler(405, _json_routing_errors_under_admin)
@@ -186,6 +201,20 @@ def create_app(
             job_queue.start()
         _stop_jobs_warmly_at_exit(app)
     return app
+
+
+def _register_scrapers(app: Flask, schedules: bool) -> None:
+    """Make each scraper a job kind (time limit, retries) and give it a schedule (off unless configured)."""
+    limits, wanted = app.config["SCRAPER_TIME_LIMITS"], app.config["SCHEDULES"]
+    for spec in SCRAPERS:
+        job_queue.register_kind(JobKind(
+            name=spec.name, label=spec.label, func=spec.func,
+            time_limit=float(limits.get(spec.name, spec.time_limit)),
+            max_attempts=int(app.config["SCRAPER_ATTEMPTS"]), retry_if=is_retryable,
+        ), app)
+        if schedules:
+            app.extensions["job_queue"].schedules.ensure(spec.name, wanted.get(spec.name, spec.schedule),
+                                                        enabled=spec.name in wanted)
 
 
 def _stop_jobs_warmly_at_exit(app: Flask) -> None:

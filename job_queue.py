@@ -11,10 +11,12 @@ holds what: README, "Architecture".
 
 from database import utcnow
 from jobs.job import Job, JobSnapshot
-from jobs.queue import DEFAULT_CONFIG, JobQueue
+from jobs.kinds import JobCancelled, JobKind, JobStopped, JobTimedOut
+from jobs.queue import DEFAULT_CONFIG, JobQueue, Submission
 from jobs.signals import job_finished
 from jobs.status import JobStatus
 
 job_queue = JobQueue()
 
-__all__ = ["DEFAULT_CONFIG", "Job", "JobQueue", "JobSnapshot", "JobStatus", "job_finished", "job_queue", "utcnow"]
+__all__ = ["DEFAULT_CONFIG", "Job", "JobCancelled", "JobKind", "JobQueue", "JobSnapshot", "JobStatus",
+           "JobStopped", "JobTimedOut", "Submission", "job_finished", "job_queue", "utcnow"]

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Callable, Optional
 
 from flask import Flask
@@ -21,6 +22,8 @@ from flask import Flask
 from database import OutageLog, is_database_unavailable, outage_log, utcnow
 from jobs.callables import load_callable
 from jobs.job import Job, JobSnapshot
+from jobs.kinds import JobCancelled, JobKind, JobStopped, JobTimedOut, retry_delay
+from jobs.schedules import Schedules
 from jobs.schema import JobRecord
 from jobs.signals import job_finished
 from jobs.status import JobStatus
@@ -47,6 +50,9 @@ class QueueState:
     local_calls: dict[str, tuple] = field(default_factory=dict)  # job id -> (func, args, kwargs)
     # Run by `flask worker` before it takes jobs; each raises SystemExit to refuse.
     start_checks: list[Callable[[], None]] = field(default_factory=list)
+    kinds: dict[str, JobKind] = field(default_factory=dict)  # name -> the app's named kinds of jobs
+    schedules: Optional[Schedules] = None
+    submit: Optional[Callable[[str], Any]] = None  # JobQueue.submit, for due schedules
     # shared:
     workers: list[threading.Thread] = field(default_factory=list)
     housekeeper: Optional[threading.Thread] = None
@@ -101,8 +107,14 @@ def execute(state: QueueState, record: JobRecord, owner: str, claim_next: bool =
             with state.app.app_context():
                 result = func(job, *args, **kwargs)
             json.dumps(result, default=str)  # a result the database cannot hold fails the job
+        except JobStopped as stop:
+            return _stopped(state, job, stop, claim)
         except (Exception, SystemExit) as exc:  # the worker survives every job
+            if job.stop_reason is not None:  # e.g. the fetcher closed by a cancel raised first
+                return _stopped(state, job, job.stop_reason, claim)
             _log_failure(record, exc)
+            if _may_retry(state, record, exc) and _retry_later(state, job, exc):
+                return None
             return finish(state, job, JobStatus.FAILED, exc=exc, claim_next=claim)
         except KeyboardInterrupt:
             state.store.give_back(record.id, owner)
@@ -113,6 +125,40 @@ def execute(state: QueueState, record: JobRecord, owner: str, claim_next: bool =
         state.running.pop(record.id, None)
         if not given_back:
             state.local_calls.pop(record.id, None)
+
+
+def _stopped(state: QueueState, job: Job, stop: JobStopped,
+             claim: Optional[tuple[str, float]]) -> Optional[JobRecord]:
+    """A cancelled job ends CANCELLED; one past its time limit FAILED with the reason."""
+    log.info("job %s (%s) stopped: %s", job.id, job.name, stop)
+    status = JobStatus.CANCELLED if isinstance(stop, JobCancelled) else JobStatus.FAILED
+    return finish(state, job, status, exc=stop, claim_next=claim)
+
+
+def _may_retry(state: QueueState, record: JobRecord, exc: BaseException) -> bool:
+    kind = state.kinds.get(record.name)
+    return kind is not None and record.attempts < record.max_attempts and kind.retry_if(exc)
+
+
+def _retry_later(state: QueueState, job: Job, exc: BaseException) -> bool:
+    """Queue the job again for its next attempt after a backoff; the error stays in its messages."""
+    delay = retry_delay(job.attempts, float(state.config("JOBS_RETRY_BACKOFF")),
+                        float(state.config("JOBS_RETRY_BACKOFF_MAX")))
+    retry_at = utcnow() + timedelta(seconds=delay)
+    note = (f"Versuch {job.attempts} von {job.max_attempts} fehlgeschlagen: {type(exc).__name__}: {exc}; "
+            f"nächster Versuch in {delay:.0f} s")
+    with job.write_lock:
+        progress, total, pending = job.record_retry(note, retry_at)
+        try:
+            retried = not job.lost and state.store.retry_later(job.id, job.owner or "", retry_at, progress,
+                                                               total, pending)
+        except Exception as error:
+            log.error("job %s: could not queue it for a retry (%s); it fails instead", job.id, error)
+            return False
+        job.settled = retried
+    if retried:
+        state.wake_workers()  # another worker's timed poll picks it up when it is due
+    return retried
 
 
 def _log_failure(record: JobRecord, exc: BaseException) -> None:
@@ -137,14 +183,16 @@ def write_progress(state: QueueState, job: Job) -> None:
             return
         progress, total, pending = job.take_changes()
         try:
-            written = state.store.heartbeat(job.id, job.owner or "", state.config("JOBS_LEASE_SECONDS"),
-                                            progress, total, pending)
+            beat = state.store.heartbeat(job.id, job.owner or "", state.config("JOBS_LEASE_SECONDS"),
+                                         progress, total, pending)
         except Exception:
             job.give_back_messages(pending)
             raise
-        if not written:
+        if not beat.written:
             job.lost = True
             log.warning("job %s: lease lost; this worker's writes are ignored from now on", job.id)
+        elif beat.cancel_requested:
+            job.request_stop(JobCancelled())
 
 
 def finish(state: QueueState, job: Job, status: JobStatus, result: Any = None,
@@ -186,6 +234,16 @@ def finish(state: QueueState, job: Job, status: JobStatus, result: Any = None,
     elif not job.lost:
         log.warning("job %s: lease lost before it finished; its outcome was not written", job.id)
     return following
+
+
+def enforce_time_limits(state: QueueState) -> None:
+    """Ask every job of this process that ran past its time limit to stop."""
+    now = time.time()
+    for job in list(state.running.values()):
+        started, limit = job.started_at, job.time_limit
+        if limit and started is not None and job.stop_reason is None and now - started.timestamp() > limit:
+            log.warning("job %s (%s) ran past its time limit of %g s: stopping it", job.id, job.name, limit)
+            job.request_stop(JobTimedOut(limit))
 
 
 def give_back_running(state: QueueState, grace: float) -> int:

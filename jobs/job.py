@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
 from database import utcnow
+from jobs.kinds import JobStopped
 from jobs.schema import JobRecord, Message
 from jobs.status import JobStatus
 
@@ -70,7 +71,9 @@ class JobView:
     func_path: Optional[str] = _field(
         "func_path", "``module:qualname`` of the function; None for one only its own process can run")
     attempts: int = _field("attempts")
+    time_limit: Optional[float] = _field("time_limit", "seconds a run may take, or None")
     max_attempts: int = _field("max_attempts")
+    retry_at: Optional[datetime] = _timestamp("retry_at")
     created_at: Optional[datetime] = _timestamp("created_at")
     started_at: Optional[datetime] = _timestamp("started_at")
     completed_at: Optional[datetime] = _timestamp("completed_at")
@@ -101,6 +104,10 @@ class JobView:
                 "created_at": _iso(record.created_at),
                 "started_at": _iso(record.started_at),
                 "completed_at": _iso(record.completed_at),
+                # Beyond the seed: which run this is, how many it may get, when the next one is due.
+                "attempt": record.attempts,
+                "max_attempts": record.max_attempts,
+                "retry_at": _iso(record.retry_at),
             }
 
     def __repr__(self) -> str:
@@ -158,6 +165,8 @@ class Job(JobView):
         self.dirty = False
         self.lost = False  # another worker took the lease over (or it was given back): write nothing more
         self.settled = False  # the outcome is stored
+        self.stop_reason: Optional[JobStopped] = None  # set when the job must stop (cancel, time limit)
+        self._on_stop: list[Callable[[], None]] = []
         self.last_write = time.monotonic()  # the claim renewed the lease
 
     def _guard(self) -> AbstractContextManager[Any]:
@@ -165,8 +174,24 @@ class Job(JobView):
 
     # -- called by the job function ----------------------------------------------------
 
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (e.g. a fetcher's ``close``) when the job is asked to stop, to end waits early."""
+        with self._lock:
+            if self.stop_reason is None:
+                self._on_stop.append(callback)
+                return
+        callback()
+
+    def _raise_if_stopped(self) -> None:
+        if self.stop_reason is not None:
+            raise self.stop_reason
+
     def add_message(self, msg: str) -> None:
-        """Append a timestamped status message that the admin page shows."""
+        """Append a timestamped status message that the admin page shows.
+
+        Raises ``JobCancelled``/``JobTimedOut`` once the job was asked to stop.
+        """
+        self._raise_if_stopped()
         entry = (utcnow(), str(msg))
         log.info("job %s: %s", self.id, msg)
         with self._lock:
@@ -175,7 +200,11 @@ class Job(JobView):
             self.dirty = True
 
     def set_progress(self, current: int, total: int = 100) -> None:
-        """Record ``current`` of ``total`` steps done, clamped to ``0..total``."""
+        """Record ``current`` of ``total`` steps done, clamped to ``0..total``.
+
+        Raises ``JobCancelled``/``JobTimedOut`` once the job was asked to stop.
+        """
+        self._raise_if_stopped()
         total = int(total)
         if total <= 0:
             raise ValueError(f"total must be positive, got {total}")
@@ -186,6 +215,18 @@ class Job(JobView):
             self.dirty = True
 
     # -- called by this process's worker and housekeeper -------------------------------
+
+    def request_stop(self, reason: JobStopped) -> None:
+        """Ask the job to stop at its next ``add_message``/``set_progress`` (the first reason wins)."""
+        with self._lock:
+            if self.stop_reason is not None:
+                return
+            self.stop_reason, callbacks, self._on_stop = reason, self._on_stop, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("job %s: a stop callback failed", self.id)
 
     def snapshot_record(self) -> JobRecord:
         """A copy of the current state, for readers in this process."""
@@ -209,16 +250,21 @@ class Job(JobView):
 
     def record_outcome(self, status: JobStatus, result: Any = None,
                        exc: Optional[BaseException] = None) -> dict[str, Any]:
-        """Set the final state in memory; return what the final write must store."""
+        """Set the final state in memory; return what the final write must store.
+
+        A cancelled job has no error, only the message why; a job stopped by
+        its time limit fails with that reason, without a traceback.
+        """
         now = utcnow()
         with self._lock:
             record = self._record
-            if exc is not None:
+            if isinstance(exc, JobStopped):
+                record.error = None if status is JobStatus.CANCELLED else str(exc)
+                self._note(now, str(exc) if record.error is None else f"Fehler: {record.error}")
+            elif exc is not None:
                 record.error = f"{type(exc).__name__}: {exc}"
                 record.traceback = "".join(tracebacks.format_exception(type(exc), exc, exc.__traceback__))
-                entry = (now, f"Fehler: {record.error}")
-                record.messages.append(entry)
-                self._pending.append(entry)
+                self._note(now, f"Fehler: {record.error}")
             else:
                 record.result = result
                 record.progress = record.total_steps
@@ -227,3 +273,17 @@ class Job(JobView):
             return dict(status=status, progress=record.progress, total_steps=record.total_steps,
                         result=record.result, error=record.error, traceback=record.traceback,
                         completed_at=now, messages=[] if self.lost else pending)
+
+    def record_retry(self, note: str, retry_at: datetime) -> tuple[int, int, list[Message]]:
+        """Mark the job queued again for a later attempt; return progress and the messages to write."""
+        now = utcnow()
+        with self._lock:
+            self._note(now, note)
+            self._record.status, self._record.retry_at = JobStatus.QUEUED, retry_at
+            pending, self._pending = self._pending, []
+            return self._record.progress, self._record.total_steps, pending
+
+    def _note(self, moment: datetime, text: str) -> None:
+        entry = (moment, text)
+        self._record.messages.append(entry)
+        self._pending.append(entry)

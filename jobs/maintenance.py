@@ -1,22 +1,21 @@
 """The job store's upkeep: recovering jobs of dead workers, clearing old jobs, keeping SQLite's WAL small.
 
-A mixin of ``JobStore`` (``jobs/store.py``), which provides the cursor
-(``_transaction``), the statements (``_run``) and the value conversions.
+Part of ``JobStore`` (``jobs/store.py``), on the plumbing of ``jobs/store_base.py``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from contextlib import nullcontext
 from datetime import datetime
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from database import utcnow
 from jobs.identity import host_prefix, is_dead_local_owner
 from jobs.schema import RECORD_COLUMNS, job_table
 from jobs.status import JobStatus
+from jobs.store_base import StoreBase, to_json
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +28,8 @@ CLEAR_PAUSE_SECONDS = 0.02
 RUNNING, QUEUED = JobStatus.RUNNING.value, JobStatus.QUEUED.value
 
 
-class StoreMaintenance:
-    """Sweep, clear, checkpoint; mixed into ``JobStore``."""
-
-    is_postgresql: bool
-    _run: Callable[..., Any]
-    _transaction: Callable[..., Any]
-    _add_messages: Callable[..., None]
-    _time: Callable[[Optional[datetime]], Any]
+class StoreMaintenance(StoreBase):
+    """Sweep, clear, checkpoint, and test backdating."""
 
     def sweep(self, failed_ids: Optional[list[str]] = None, own_token: str = "") -> tuple[int, int]:
         """Requeue running jobs whose worker is gone, or fail them when out of attempts.
@@ -85,7 +78,7 @@ class StoreMaintenance:
         waited for it (a scraper, a worker finishing a job) go in between.
         """
         params = {"completed": JobStatus.COMPLETED.value, "failed": JobStatus.FAILED.value,
-                  "cutoff": self._time(cutoff), "batch": batch_rows}
+                  "cancelled": JobStatus.CANCELLED.value, "cutoff": self._time(cutoff), "batch": batch_rows}
         removed = 0
         while True:
             with self._transaction() as cursor:
@@ -102,19 +95,18 @@ class StoreMaintenance:
     def checkpoint(self) -> None:
         """SQLite: move the write-ahead log into the database and cut the log file back."""
         if not self.is_postgresql:
-            self._connections.outside_transaction("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[attr-defined]
+            self._connections.outside_transaction("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def update_fields(self, job_id: str, values: dict[str, Any]) -> None:
         """Set columns of a job directly: for tests and operators, never for a running worker."""
         values = dict(values)
         if "result" in values:
-            result = values.pop("result")
-            values["result_json"] = None if result is None else json.dumps(result)
+            values["result_json"] = to_json(values.pop("result"))
         if "status" in values:
             values["status"] = JobStatus(values["status"]).value
         unknown = set(values) - set(RECORD_COLUMNS)
         if unknown:
             raise ValueError(f"unknown job fields: {sorted(unknown)}")
-        writer = self._connections.writer if not self.is_postgresql else nullcontext()  # type: ignore[attr-defined]
-        with writer, self.engine.begin() as conn:  # type: ignore[attr-defined]
+        writer = self._connections.writer if not self.is_postgresql else nullcontext()
+        with writer, self.engine.begin() as conn:
             conn.execute(job_table.update().where(job_table.c.id == job_id).values(**values))

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 import weakref
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable, Optional, Union
 
@@ -22,8 +23,10 @@ from flask import Flask, current_app, has_app_context
 
 from database import create_missing_tables, is_database_unavailable, utcnow
 from jobs.callables import resolve_job_function
+from jobs.control import JobControl
 from jobs.execution import QueueState, execute
 from jobs.identity import owner_name, process_token
+from jobs.schedules import Schedules
 from jobs.job import JobSnapshot
 from jobs.schema import JobRecord, metadata
 from jobs.status import JobStatus
@@ -45,6 +48,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "JOBS_CREATE_TABLES": True,  # create missing job tables in init_app (off where migrations own the schema)
     "JOBS_STOP_GRACE": 25.0,  # seconds a stopping process lets running jobs finish, then gives them back
     "JOBS_ENQUEUE_RETRY_SECONDS": 3.0,  # an enqueue rides out a database hiccup this long, then fails
+    "JOBS_RETRY_BACKOFF": 30.0,  # seconds before a retryable failure's first retry (doubling, with jitter)
+    "JOBS_RETRY_BACKOFF_MAX": 3600.0,  # the longest wait between two attempts
+    "JOBS_SCHEDULE_INTERVAL": 20.0,  # how often a process looks for due schedules (seconds)
+    "SCHEDULE_TIMEZONE": "Europe/Berlin",  # cron expressions are read in this zone
 }
 
 ENQUEUE_FIRST_BACKOFF, ENQUEUE_MAX_BACKOFF = 0.05, 0.5
@@ -52,7 +59,16 @@ ENQUEUE_FIRST_BACKOFF, ENQUEUE_MAX_BACKOFF = 0.05, 0.5
 JobFunction = Union[Callable[..., Any], str]
 
 
-class JobQueue:
+@dataclass(frozen=True)
+class Submission:
+    """What an enqueue did: the job to follow, and whether it already existed (one run per key)."""
+
+    job_id: str
+    status: JobStatus
+    existing: bool
+
+
+class JobQueue(JobControl):
     """Flask extension running enqueued callables on background workers."""
 
     def __init__(self, app: Optional[Flask] = None) -> None:
@@ -77,10 +93,12 @@ class JobQueue:
             store=JobStore(engine),
             condition=threading.Condition(threading.Lock()),
             token=process_token(),
+            schedules=Schedules(engine, app.config["SCHEDULE_TIMEZONE"]),
+            submit=self.submit,
         )
-        from jobs.cli import worker_command
+        from jobs.cli import init_cli
 
-        app.cli.add_command(worker_command)
+        init_cli(app, self)
         self._last_app = weakref.ref(app)
 
     def add_start_check(self, app: Flask, check: Callable[[], None]) -> None:
@@ -102,14 +120,24 @@ class JobQueue:
     # -- the seed's public API ------------------------------------------------------
 
     def enqueue(self, func: JobFunction, args: tuple = (), kwargs: Optional[dict] = None,
-                name: Optional[str] = None) -> str:
+                name: Optional[str] = None, *, unique_key: Optional[str] = None,
+                time_limit: Optional[float] = None, max_attempts: Optional[int] = None) -> str:
         """Queue ``func(job, *args, **kwargs)`` and return the new job's id.
 
         ``func`` is a callable or a ``"module:function"`` string; anything else
         raises ``TypeError``. An importable function with JSON arguments can
         run in any worker process; anything else (a lambda, a closure) runs
-        only in this one.
+        only in this one. With ``unique_key``, while another job with that key
+        is queued or running, that job's id is returned instead of a new one
+        (``submit`` tells the two apart). ``time_limit`` stops the job after so
+        many seconds.
         """
+        return self._enqueue(func, args, kwargs, name, unique_key, time_limit, max_attempts).job_id
+
+    def _enqueue(self, func: JobFunction, args: tuple, kwargs: Optional[dict], name: Optional[str],
+                 unique_key: Optional[str], time_limit: Optional[float],
+                 max_attempts: Optional[int], pinned: bool = False) -> Submission:
+        """Queue a job; ``pinned``: only this process may run it (a foreground run)."""
         state = self._state()
         func, func_path = resolve_job_function(func)
         args, kwargs = tuple(args), dict(kwargs or {})
@@ -130,30 +158,34 @@ class JobQueue:
             created_at=utcnow(),
             func_path=func_path,
             args_json=args_json if portable else None,
-            pinned_to=None if portable else state.token,
-            max_attempts=int(state.config("JOBS_MAX_ATTEMPTS")),
+            pinned_to=None if portable and not pinned else state.token,
+            max_attempts=int(max_attempts or state.config("JOBS_MAX_ATTEMPTS")),
+            unique_key=unique_key,
+            time_limit=time_limit,
         )
         if not portable:
             state.local_calls[record.id] = (func, args, kwargs)
         try:
-            self._insert(state, record)
+            existing = self._insert(state, record)
         except Exception:
             state.local_calls.pop(record.id, None)
             raise
+        if existing is not None:  # another job holds the key: that one is the answer
+            state.local_calls.pop(record.id, None)
+            return Submission(existing[0], existing[1], existing=True)
         state.wake_workers()
         if state.config("JOBS_AUTOSTART") and state.config("JOBS_RUN_IN_WEB"):
             self._start(state)
-        return record.id
+        return Submission(record.id, JobStatus.QUEUED, existing=False)
 
     @staticmethod
-    def _insert(state: QueueState, record: JobRecord) -> None:
+    def _insert(state: QueueState, record: JobRecord) -> Optional[tuple[str, JobStatus]]:
         """Store a new job; a database that is away is retried for a short, bounded time."""
         give_up_at = time.monotonic() + float(state.config("JOBS_ENQUEUE_RETRY_SECONDS"))
         delay = ENQUEUE_FIRST_BACKOFF
         while True:
             try:
-                state.store.insert(record)
-                return
+                return state.store.insert(record)
             except Exception as error:
                 if not is_database_unavailable(error) or time.monotonic() + delay > give_up_at:
                     raise

@@ -41,7 +41,26 @@ job_table = sa.Table(
     sa.Column("lease_until", sa.DateTime),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("max_attempts", sa.Integer, nullable=False, default=3),
+    # One active job per key (a scraper's kind): enforced by the partial unique index below.
+    sa.Column("unique_key", sa.String(200)),
+    sa.Column("cancel_requested_at", sa.DateTime),  # a running job is asked to stop
+    sa.Column("retry_at", sa.DateTime),  # a queued job waiting for its next attempt runs no earlier
+    sa.Column("time_limit", sa.Float),  # seconds a run may take; past it the job is stopped
     sa.Index("ix_job_status_seq", "status", "seq"),
+    sa.Index("uq_job_active_key", "unique_key", unique=True,
+             sqlite_where=sa.text("status IN ('queued', 'running')"),
+             postgresql_where=sa.text("status IN ('queued', 'running')")),
+)
+
+# A cron schedule per job kind; last_due_at is the due time already enqueued (exactly once).
+schedule_table = sa.Table(
+    "job_schedule",
+    metadata,
+    sa.Column("kind", sa.String(40), primary_key=True),
+    sa.Column("expression", sa.String(120), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=False),
+    sa.Column("last_due_at", sa.DateTime),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
 )
 
 message_table = sa.Table(
@@ -85,6 +104,10 @@ class JobRecord:
     lease_until: Optional[datetime] = None
     attempts: int = 0
     max_attempts: int = 3
+    unique_key: Optional[str] = None
+    cancel_requested_at: Optional[datetime] = None
+    retry_at: Optional[datetime] = None
+    time_limit: Optional[float] = None
     seq: Optional[int] = None
     messages: list[Message] = field(default_factory=list)
 

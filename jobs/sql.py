@@ -26,12 +26,24 @@ job, message = job_table.c, message_table.c
 _param = sa.bindparam
 
 
+def _claim_one() -> sa.Update:
+    """Take one particular queued job (``flask scrape`` runs the job it just queued, itself)."""
+    return (
+        job_table.update()
+        .where(job.id == _param("id"), job.status == _param("queued"))
+        .values(status=_param("running"), owner=_param("owner"), lease_until=_param("lease_until"),
+                attempts=job.attempts + 1, started_at=_param("now"))
+        .returning(*job_table.columns)
+    )
+
+
 def _claim_next() -> sa.Update:
     """Take the oldest queued job this process may run: record the owner, a lease, one more attempt."""
     oldest = (
         sa.select(job.seq)
         .where(job.status == _param("queued"),
-               sa.or_(job.pinned_to.is_(None), job.pinned_to == _param("token")))
+               sa.or_(job.pinned_to.is_(None), job.pinned_to == _param("token")),
+               sa.or_(job.retry_at.is_(None), job.retry_at <= _param("now")))
         .order_by(job.seq)
         .limit(sa.literal_column("1"))  # a literal, so a prepared plan knows it takes one row
         .with_for_update(skip_locked=True)
@@ -62,7 +74,8 @@ def _finish() -> sa.Update:
 
 
 def _finished_before_cutoff() -> sa.ColumnElement[bool]:
-    return sa.and_(job.status.in_([_param("completed"), _param("failed")]), job.completed_at < _param("cutoff"))
+    return sa.and_(job.status.in_([_param("completed"), _param("failed"), _param("cancelled")]),
+                   job.completed_at < _param("cutoff"))
 
 
 def _oldest_finished(column: sa.ColumnElement) -> sa.Select:
@@ -74,6 +87,7 @@ def _insert() -> sa.Insert:
         id=_param("id"), name=_param("name"), func_path=_param("func_path"), args_json=_param("args_json"),
         pinned_to=_param("pinned_to"), status=_param("queued"), progress=0, total_steps=100,
         created_at=_param("created_at"), attempts=0, max_attempts=_param("max_attempts"),
+        unique_key=_param("unique_key"), time_limit=_param("time_limit"),
     )
 
 
@@ -103,10 +117,24 @@ def _statements() -> dict[str, sa.Executable]:
         "insert": _insert(),
         "insert_and_notify": _insert_and_notify(),
         "claim": _claim_next(),
+        "claim_one": _claim_one(),
         "finish": _finish(),
         "finish_and_claim": _finish_and_claim(),
+        # Returns whether someone asked the job to stop: the worker learns it with its heartbeat.
         "heartbeat": job_table.update().where(_owned_by_worker()).values(
-            progress=_param("progress"), total_steps=_param("total_steps"), lease_until=_param("lease_until")),
+            progress=_param("progress"), total_steps=_param("total_steps"), lease_until=_param("lease_until"))
+        .returning(job.cancel_requested_at),
+        "retry_later": job_table.update().where(_owned_by_worker()).values(
+            status=_param("queued"), owner=sa.null(), lease_until=sa.null(), retry_at=_param("retry_at"),
+            progress=_param("progress"), total_steps=_param("total_steps"), cancel_requested_at=sa.null()),
+        "cancel_queued": job_table.update()
+        .where(job.id == _param("id"), job.status == _param("queued"))
+        .values(status=_param("cancelled"), completed_at=_param("now"), retry_at=sa.null()),
+        "request_cancel": job_table.update()
+        .where(job.id == _param("id"), job.status == _param("running"))
+        .values(cancel_requested_at=_param("now")),
+        "active_with_key": sa.select(job.id, job.status)
+        .where(job.unique_key == _param("unique_key"), job.status.in_([_param("queued"), _param("running")])),
         "give_back": job_table.update().where(_owned_by_worker()).values(
             status=_param("queued"), owner=sa.null(), lease_until=sa.null(), attempts=job.attempts - 1),
         # This process's own jobs are left out: it knows they live (a long outage ends their leases).
@@ -131,6 +159,7 @@ def _statements() -> dict[str, sa.Executable]:
         "messages_of_newest": sa.select(message.job_id, message.timestamp, message.message)
         .where(message.job_id.in_(sa.select(job.id).order_by(job.seq.desc()).limit(_param("limit"))))
         .order_by(message.seq),
+        "select_status": sa.select(job.status).where(job.id == _param("id")),
         "count_status": sa.select(sa.func.count()).select_from(job_table).where(job.status == _param("status")),
         "insert_message": message_table.insert().inline().values(
             job_id=_param("job_id"), timestamp=_param("timestamp"), message=_param("message")),

@@ -16,7 +16,9 @@ import time
 from typing import Optional
 
 from database import is_database_unavailable
-from jobs.execution import QueueState, announce_finished, execute, give_back_running, write_progress
+from jobs.execution import (
+    QueueState, announce_finished, enforce_time_limits, execute, give_back_running, write_progress,
+)
 from jobs.identity import owner_name
 from jobs.schema import JobRecord
 from jobs.sql import NOTIFY_CHANNEL
@@ -135,7 +137,8 @@ def housekeep(state: QueueState) -> None:
     flush_every = state.config("JOBS_FLUSH_INTERVAL")
     lease = state.config("JOBS_LEASE_SECONDS")
     sweep_every = max(flush_every, lease / SWEEPS_PER_LEASE)
-    next_sweep = time.monotonic()
+    schedule_every = float(state.config("JOBS_SCHEDULE_INTERVAL"))
+    next_sweep = next_schedule = time.monotonic()
     while True:
         with state.condition:
             if state.stopping and not state.running and not any(w.is_alive() for w in state.workers):
@@ -143,6 +146,7 @@ def housekeep(state: QueueState) -> None:
         state.housekeeper_alarm.wait(flush_every)
         state.housekeeper_alarm.clear()
         now = time.monotonic()
+        enforce_time_limits(state)
         for job in list(state.running.values()):
             if job.dirty or now - job.last_write >= lease / HEARTBEATS_PER_LEASE:
                 job.last_write = now
@@ -153,6 +157,9 @@ def housekeep(state: QueueState) -> None:
         if now >= next_sweep:
             next_sweep = now + sweep_every
             sweep(state)
+        if now >= next_schedule:
+            next_schedule = now + schedule_every
+            run_schedules(state)
         if state.finished_since_checkpoint and not state.running:
             # Idle now: fold SQLite's write-ahead log into the database file and cut it back.
             state.finished_since_checkpoint = False
@@ -177,6 +184,17 @@ def sweep(state: QueueState) -> tuple[int, int]:
         if record is not None:
             announce_finished(state, record)
     return counts
+
+
+def run_schedules(state: QueueState) -> None:
+    """Enqueue the schedules that are due (each due time once, across every process)."""
+    if state.schedules is None or state.submit is None or not state.kinds:
+        return
+    try:
+        with state.app.app_context():
+            state.schedules.run_due(state.submit)
+    except Exception as error:
+        _report(state, error, "schedules")
 
 
 def listen(state: QueueState) -> None:

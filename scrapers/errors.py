@@ -12,3 +12,6 @@ class ScrapeError(Exception):
     """
 
     expected: bool = False
+    # Worth another attempt later (the job system retries it with backoff): a network
+    # hiccup is, a page in an unknown format is not.
+    retryable: bool = False

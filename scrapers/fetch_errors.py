@@ -30,9 +30,17 @@ class FetchError(ScrapeError):
 
     expected = True
 
-    def __init__(self, message: str, *, status: Optional[int] = None) -> None:
+    def __init__(self, message: str, *, status: Optional[int] = None, transient: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.transient = transient  # the network or the host had a bad moment (no answer, a timeout)
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        """Worth another attempt later: no answer or a timeout, a 429 or a 5xx; never a refusal by design."""
+        if self.status is not None:
+            return self.status == 429 or self.status >= 500
+        return self.transient
 
 
 class RobotsDisallowed(FetchError):
@@ -40,7 +48,11 @@ class RobotsDisallowed(FetchError):
 
 
 class RobotsUnreachable(FetchError):
-    """robots.txt could not be read (network error or 5xx): RFC 9309 says stay away."""
+    """robots.txt could not be read (network error or 5xx): RFC 9309 says stay away, for now."""
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        return True
 
 
 class AddressNotAllowed(FetchError):

@@ -207,7 +207,7 @@ class Fetcher:
         except AddressRefused as exc:
             raise AddressNotAllowed(f"{exc} (URL {target.url})") from exc
         except (socket.gaierror, UnicodeError) as exc:
-            raise FetchError(describe_network_error(exc, host, port)) from exc
+            raise FetchError(describe_network_error(exc, host, port), transient=True) from exc
         return target
 
     def _redirect_target(self, response: requests.Response, target: _Target) -> str:
@@ -225,7 +225,7 @@ class Fetcher:
         except SlotBeyondDeadline as exc:
             raise FetchError(
                 f"Zeitüberschreitung bei {target.host}: das Zeitbudget von {self.settings.total_timeout:g} s "
-                f"reicht nicht für eine weitere Anfrage nach {exc.wait:.3g} s Wartezeit"
+                f"reicht nicht für eine weitere Anfrage nach {exc.wait:.3g} s Wartezeit", transient=True,
             ) from exc
         if wait_for > 0 and self._closed.wait(wait_for):
             raise FetchError(f"Abruf von {target.url} abgebrochen: der Fetcher wurde geschlossen")
@@ -235,7 +235,7 @@ class Fetcher:
     def _over_budget(self, target: _Target) -> FetchError:
         return FetchError(
             f"Zeitüberschreitung bei {target.host}: Abruf von {target.url} dauerte länger als das "
-            f"Zeitbudget von {self.settings.total_timeout:g} s"
+            f"Zeitbudget von {self.settings.total_timeout:g} s", transient=True,
         )
 
     def _send(self, target: _Target, gate: HostGate, budget: RequestBudget) -> requests.Response:
@@ -260,7 +260,7 @@ class Fetcher:
                 if attempt < settings.retries and is_transient(exc):
                     attempt, pause = attempt + 1, _backoff(attempt + 1, settings.backoff_factor)
                     continue
-                raise FetchError(describe_network_error(exc, target.host, target.port)) from exc
+                raise FetchError(describe_network_error(exc, target.host, target.port), transient=True) from exc
             status = response.status_code
             if status not in RETRY_STATUSES:
                 return response
@@ -310,7 +310,7 @@ class Fetcher:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             if budget.expired.is_set():
                 raise self._over_budget(target) from exc
-            raise FetchError(describe_network_error(exc, target.host, target.port)) from exc
+            raise FetchError(describe_network_error(exc, target.host, target.port), transient=True) from exc
         if budget.expired.is_set():
             raise self._over_budget(target)  # the cut-off looked like a normal end of the body
         return b"".join(chunks)

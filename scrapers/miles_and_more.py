@@ -17,7 +17,7 @@ from scrapers.fetcher import Fetcher, FetchError, FetchSettings
 from scrapers.miles_and_more_pages import (
     ONLINE, parse_partner_page, parse_sitemap, partner_page_url,
 )
-from scrapers.progress import ScrapeJob
+from scrapers.progress import ScrapeJob, close_on_stop
 from scrapers.run_log import scrape_run, store_and_report
 from scrapers.sources import open_source
 from scrapers.store import Offer
@@ -54,6 +54,7 @@ def scrape_miles_and_more(job: ScrapeJob) -> dict[str, int]:
     settings = FetchSettings.from_config(config)
     with open_source(PROGRAMME, "MILES_AND_MORE_SITEMAP_URL", "/sitemap.xml") as source, \
             scrape_run(PROGRAMME, job) as run, Fetcher(settings.allowing(*source.allowed_hosts)) as fetcher:
+        close_on_stop(job, fetcher.close)  # a cancel ends waits and downloads at once
         if source.is_sample:
             job.add_message("Offline-Modus: lese die mitgelieferten Miles & More-Beispieldaten")
         job.add_message(f"Lade Sitemap {source.url}")
@@ -85,9 +86,11 @@ def scrape_miles_and_more(job: ScrapeJob) -> dict[str, int]:
             if done % report_every == 0 or done == total:
                 job.add_message(f"{done} von {total} Partnerseiten geladen")
         if len(failures) > MAX_FAILED_SHARE * total:
-            raise ScrapeError(
+            error = ScrapeError(
                 f"{len(failures)} von {total} Partnerseiten nicht ladbar; erster Fehler: {failures[0]}"
             )
+            error.retryable = all(failure.retryable for failure in failures)  # a bad moment of the portal
+            raise error
         if hidden:
             job.add_message(f"{hidden} Partner nicht für Kunden sichtbar: ausgelassen")
         _report_statuses(job, offers)

@@ -19,7 +19,7 @@ from flask import current_app
 from models import BASE, PROMOTION
 from scrapers.errors import ScrapeError
 from scrapers.fetcher import Fetcher, FetchSettings
-from scrapers.progress import ScrapeJob
+from scrapers.progress import ScrapeJob, close_on_stop
 from scrapers.rates import parse_rate
 from scrapers.run_log import scrape_run, store_and_report
 from scrapers.sanitize import is_safe_path_segment
@@ -138,6 +138,7 @@ def scrape_payback(job: ScrapeJob) -> dict[str, int]:
     with open_source(PROGRAMME, "PAYBACK_CATALOGUE_URL", "/onsflows/api/digital-shops") as source, \
             scrape_run(PROGRAMME, job) as run, \
             Fetcher(FetchSettings.from_config(config).allowing(*source.allowed_hosts)) as fetcher:
+        close_on_stop(job, fetcher.close)  # a cancel ends waits and downloads at once
         if source.is_sample:
             job.add_message("Offline-Modus: lese die mitgelieferten PAYBACK-Beispieldaten")
         offers: dict[str, Offer] = {}

@@ -14,11 +14,13 @@ from scrapers.store import Offer, store_offers
 
 @contextmanager
 def scrape_run(scraper: str, job: ScrapeJob) -> Iterator[ScrapeRun]:
-    """Log a run as started, then as succeeded or failed with the error.
+    """Log a run as started, then as succeeded, failed or cancelled.
 
     The caller fills in ``added``, ``updated`` and ``message``; an exception
     rolls back the half-done work, is logged on the run, and propagates so the
-    job is marked FAILED.
+    job is marked FAILED. A job asked to stop raises a ``BaseException`` whose
+    ``outcome`` says why ("cancelled", "timeout"; see ``scrapers/progress.py``):
+    the run records that, having written nothing.
     """
     run = ScrapeRun(scraper=scraper, job_id=job.id)
     db.session.add(run)
@@ -26,13 +28,16 @@ def scrape_run(scraper: str, job: ScrapeJob) -> Iterator[ScrapeRun]:
     run_id = run.id
     try:
         yield run
-    except Exception as exc:
+    except BaseException as exc:
+        stopped = getattr(exc, "outcome", None) if not isinstance(exc, Exception) else None
+        if stopped is None and not isinstance(exc, Exception):
+            raise  # KeyboardInterrupt and the like: the job is given back, not ended
         db.session.rollback()
         begin_write()
-        failed = db.session.get(ScrapeRun, run_id)
-        failed.outcome = "failed"
-        failed.finished_at = utcnow()
-        failed.message = f"{type(exc).__name__}: {exc}"
+        ended = db.session.get(ScrapeRun, run_id)
+        ended.outcome = "cancelled" if stopped == "cancelled" else "failed"
+        ended.finished_at = utcnow()
+        ended.message = str(exc) if stopped else f"{type(exc).__name__}: {exc}"
         db.session.commit()
         raise
     run.outcome = "success"

@@ -1,26 +1,29 @@
-// Admin job console: start scrapers with fetch, then follow the job live.
-// Polls job_status every 500 ms with a chained setTimeout that stops at a
-// final status. Scraped text only ever goes in through textContent.
+// Admin job console: start scrapers with fetch, then follow every unfinished job live.
+// Each job has its own progress box and its own chained setTimeout (500 ms) that
+// stops at a final status. Scraped text only ever goes in through textContent.
 (function () {
   "use strict";
 
   var POLL_MS = 500;
   var RELOAD_MS = 2000;
   var RETRY_MS = 2000;
-  var FINAL = { completed: true, failed: true };
+  var FINAL = { completed: true, failed: true, cancelled: true };
 
-  var box = document.getElementById("job-box");
-  var jobIdLabel = document.getElementById("job-id");
-  var badge = document.getElementById("job-status");
-  var bar = document.getElementById("job-bar");
-  var percent = document.getElementById("job-percent");
-  var errorLine = document.getElementById("job-error");
-  var messageList = document.getElementById("job-messages");
+  var boxes = document.getElementById("job-boxes");
+  var template = document.getElementById("job-box-template");
   var runError = document.getElementById("run-error");
-  var followedJobId = null;
+  var followed = {}; // job id -> {box, final}
+
+  function csrfToken() {
+    return document.querySelector('meta[name="csrf-token"]').content;
+  }
 
   function statusUrl(jobId) {
-    return box.dataset.statusUrl.replace("__JOB_ID__", encodeURIComponent(jobId));
+    return boxes.dataset.statusUrl.replace("__JOB_ID__", encodeURIComponent(jobId));
+  }
+
+  function part(box, name) {
+    return box.querySelector("." + name);
   }
 
   function clockTime(timestamp) {
@@ -28,7 +31,7 @@
     return isNaN(moment) ? timestamp : moment.toLocaleTimeString("de-DE");
   }
 
-  function appendMessage(entry) {
+  function appendMessage(list, entry) {
     var item = document.createElement("li");
     var time = document.createElement("time");
     time.dateTime = entry.timestamp;
@@ -36,35 +39,65 @@
     var text = document.createElement("span");
     text.textContent = entry.message;
     item.append(time, " ", text);
-    messageList.appendChild(item);
+    list.appendChild(item);
   }
 
-  function render(job) {
+  function render(box, job) {
+    var badge = part(box, "job-status");
     badge.textContent = job.status.toUpperCase();
-    badge.className = "badge status-" + job.status;
-    bar.value = job.progress_percent;
-    percent.textContent = job.progress_percent + " %";
-    var atBottom = messageList.scrollTop + messageList.clientHeight >= messageList.scrollHeight - 4;
-    for (var i = messageList.children.length; i < job.messages.length; i++) {
-      appendMessage(job.messages[i]);
+    badge.className = "job-status badge status-" + job.status;
+    part(box, "job-bar").value = job.progress_percent;
+    part(box, "job-percent").textContent = job.progress_percent + " %";
+    var retry = part(box, "job-retry");
+    retry.hidden = !job.retry_at || job.status !== "queued";
+    retry.textContent = job.retry_at ? "nächster Versuch: " + clockTime(job.retry_at) : "";
+    part(box, "cancel-form").hidden = !!FINAL[job.status];
+    var list = part(box, "job-messages");
+    var atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 4;
+    for (var i = list.children.length; i < job.messages.length; i++) {
+      appendMessage(list, job.messages[i]);
     }
-    if (atBottom) messageList.scrollTop = messageList.scrollHeight;
-    errorLine.textContent = job.error || "";
-    errorLine.hidden = !job.error;
+    if (atBottom) list.scrollTop = list.scrollHeight;
+    var error = part(box, "job-error");
+    error.textContent = job.error || "";
+    error.hidden = !job.error;
+  }
+
+  function showError(box, message) {
+    var error = part(box, "job-error");
+    error.textContent = message;
+    error.hidden = false;
+  }
+
+  function boxFor(jobId) {
+    var box = boxes.querySelector('.job-box[data-job-id="' + CSS.escape(jobId) + '"]');
+    if (!box) {
+      box = template.content.firstElementChild.cloneNode(true);
+      box.dataset.jobId = jobId;
+      part(box, "job-id").textContent = jobId;
+      var form = part(box, "cancel-form");
+      form.action = form.getAttribute("action").replace("__JOB_ID__", encodeURIComponent(jobId));
+      boxes.appendChild(box);
+    }
+    if (!box.dataset.wired) {
+      part(box, "cancel-form").addEventListener("submit", cancelJob);
+      box.dataset.wired = "1";
+    }
+    return box;
   }
 
   function follow(jobId) {
-    followedJobId = jobId;
-    box.dataset.jobId = jobId;
-    jobIdLabel.textContent = jobId;
-    messageList.replaceChildren();
-    errorLine.hidden = true;
-    box.hidden = false;
+    if (followed[jobId] && !followed[jobId].final) return; // already polled
+    followed[jobId] = { box: boxFor(jobId), final: false };
     poll(jobId);
   }
 
+  function othersActive(jobId) {
+    return Object.keys(followed).some(function (id) { return id !== jobId && !followed[id].final; });
+  }
+
   function poll(jobId) {
-    if (jobId !== followedJobId) return; // a newer job took over the box
+    var entry = followed[jobId];
     fetch(statusUrl(jobId), { headers: { Accept: "application/json" } })
       .then(function (response) {
         return response.json().then(function (body) {
@@ -73,12 +106,15 @@
         });
       })
       .then(function (job) {
-        if (jobId !== followedJobId) return;
-        render(job);
-        if (job.status === "completed") {
-          window.setTimeout(function () { window.location.reload(); }, RELOAD_MS);
-        } else if (!FINAL[job.status]) {
+        render(entry.box, job);
+        if (!FINAL[job.status]) {
           window.setTimeout(function () { poll(jobId); }, POLL_MS);
+          return;
+        }
+        entry.final = true;
+        // The seed reloads after a completed run; with others still running, their boxes stay live.
+        if (job.status === "completed" && !othersActive(jobId)) {
+          window.setTimeout(function () { window.location.reload(); }, RELOAD_MS);
         }
       })
       .catch(function (error) {
@@ -87,40 +123,48 @@
           window.setTimeout(function () { poll(jobId); }, RETRY_MS);
           return;
         }
-        errorLine.textContent = "Status nicht abrufbar: " + error.message;
-        errorLine.hidden = false;
+        showError(entry.box, "Status nicht abrufbar: " + error.message);
       });
+  }
+
+  function post(url) {
+    return fetch(url, {
+      method: "POST",
+      headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
+      credentials: "same-origin"
+    }).then(function (response) {
+      return response.json().then(function (body) {
+        if (!response.ok) throw new Error(body.error || "HTTP " + response.status);
+        return body;
+      });
+    });
   }
 
   function startScraper(event) {
     event.preventDefault();
-    var form = event.currentTarget;
     runError.hidden = true;
-    var csrfToken = document.querySelector('meta[name="csrf-token"]').content;
-    fetch(form.action, {
-      method: "POST",
-      headers: { Accept: "application/json", "X-CSRFToken": csrfToken },
-      credentials: "same-origin"
-    })
-      .then(function (response) {
-        return response.json().then(function (body) {
-          if (response.status !== 202) throw new Error(body.error || "HTTP " + response.status);
-          follow(body.job_id);
-        });
-      })
+    post(event.currentTarget.action)
+      .then(function (body) { follow(body.job_id); })
       .catch(function (error) {
         runError.textContent = "Start fehlgeschlagen: " + error.message;
         runError.hidden = false;
       });
   }
 
+  function cancelJob(event) {
+    event.preventDefault();
+    var box = event.currentTarget.closest(".job-box");
+    post(event.currentTarget.action).catch(function (error) {
+      showError(box, "Abbrechen fehlgeschlagen: " + error.message);
+    });
+  }
+
   document.querySelectorAll("form.run-form").forEach(function (form) {
     form.addEventListener("submit", startScraper);
   });
 
-  // A job that was running when the page (re)loaded is picked up again.
-  if (box.dataset.jobId) {
-    followedJobId = box.dataset.jobId;
-    poll(followedJobId);
-  }
+  // Jobs that were unfinished when the page (re)loaded are picked up again.
+  boxes.querySelectorAll(".job-box[data-job-id]").forEach(function (box) {
+    follow(box.dataset.jobId);
+  });
 })();

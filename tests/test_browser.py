@@ -74,17 +74,17 @@ def test_example_scraper_runs_live_and_page_reloads(make_app: Callable[..., Flas
     page.evaluate("window.__notReloaded = true")
 
     page.get_by_role("button", name="Run Example Scraper").click()
-    box = page.locator("#job-box")
+    box = page.locator(".job-box")
     sync_api.expect(box).to_be_visible()
     # the bar moves: some value strictly between 0 and 100 is seen
     page.wait_for_function(
-        "() => { const v = document.getElementById('job-bar').value; return v > 0 && v < 100; }"
+        "() => { const v = document.querySelector('.job-box .job-bar').value; return v > 0 && v < 100; }"
     )
-    sync_api.expect(page.locator("#job-status")).to_have_text("RUNNING")
-    sync_api.expect(page.locator("#job-messages li").first).to_contain_text("Starte Example-Scraper")
-    sync_api.expect(page.locator("#job-messages li")).not_to_have_count(0)
-    sync_api.expect(page.locator("#job-status")).to_have_text("COMPLETED")
-    sync_api.expect(page.locator("#job-percent")).to_have_text("100 %")
+    sync_api.expect(page.locator(".job-box .job-status")).to_have_text("RUNNING")
+    sync_api.expect(page.locator(".job-box .job-messages li").first).to_contain_text("Starte Example-Scraper")
+    sync_api.expect(page.locator(".job-box .job-messages li")).not_to_have_count(0)
+    sync_api.expect(page.locator(".job-box .job-status")).to_have_text("COMPLETED")
+    sync_api.expect(page.locator(".job-box .job-percent")).to_have_text("100 %")
 
     # two seconds later the page reloads and shows the new shops and the log
     page.wait_for_function("() => window.__notReloaded === undefined", timeout=6000)
@@ -106,14 +106,14 @@ def test_failing_job_shows_failed_in_red_and_does_not_reload(
     page.evaluate("window.__notReloaded = true")
 
     page.get_by_role("button", name="Run Example Scraper").click()
-    status = page.locator("#job-status")
+    status = page.locator(".job-box .job-status")
     sync_api.expect(status).to_have_text("FAILED")
     sync_api.expect(status).to_have_css("background-color", "rgb(207, 34, 46)")
-    error = page.locator("#job-error")
+    error = page.locator(".job-box .job-error")
     sync_api.expect(error).to_be_visible()
     sync_api.expect(error).to_contain_text("404")
     sync_api.expect(error).to_have_css("overflow-wrap", "anywhere")  # a long URL wraps, no sideways scroll
-    sync_api.expect(page.locator("#job-messages li").last).to_contain_text("Fehler:")
+    sync_api.expect(page.locator(".job-box .job-messages li").last).to_contain_text("Fehler:")
 
     # Longer than the 2 s reload delay after COMPLETED: the page must stay.
     page.wait_for_timeout(3000)
@@ -126,12 +126,12 @@ def test_reloading_mid_run_picks_the_job_up_again(make_app: Callable[..., Flask]
     server = live_server(app)
     login(page, app, server)
     page.get_by_role("button", name="Run Example Scraper").click()
-    sync_api.expect(page.locator("#job-status")).to_have_text("RUNNING")
-    job_id = page.locator("#job-id").inner_text()
+    sync_api.expect(page.locator(".job-box .job-status")).to_have_text("RUNNING")
+    job_id = page.locator(".job-box .job-id").inner_text()
 
     page.reload()
-    sync_api.expect(page.locator("#job-id")).to_have_text(job_id)
-    sync_api.expect(page.locator("#job-status")).to_have_text("COMPLETED")
+    sync_api.expect(page.locator(".job-box .job-id")).to_have_text(job_id)
+    sync_api.expect(page.locator(".job-box .job-status")).to_have_text("COMPLETED")
 
 
 def test_offline_scrapers_fill_the_comparison_and_hostile_names_stay_text(
@@ -152,7 +152,7 @@ def test_offline_scrapers_fill_the_comparison_and_hostile_names_stay_text(
     ]:
         page.evaluate("window.__notReloaded = true")
         page.get_by_role("button", name=label).click()
-        sync_api.expect(page.locator("#job-status")).to_have_text("COMPLETED")
+        sync_api.expect(page.locator(".job-box .job-status")).to_have_text("COMPLETED")
         page.wait_for_function("() => window.__notReloaded === undefined", timeout=6000)
         sync_api.expect(count_cell(page, programme)).to_have_text(count)
 
@@ -216,10 +216,10 @@ def test_hostile_scraped_text_renders_as_text_and_nothing_runs(
     with app.app_context():
         job_queue.enqueue(hostile_job)
     page.reload()  # the page picks the running job up and polls it
-    sync_api.expect(page.locator("#job-messages li").last).to_contain_text(HOSTILE_MESSAGE)
+    sync_api.expect(page.locator(".job-box .job-messages li").last).to_contain_text(HOSTILE_MESSAGE)
     release.set()
-    sync_api.expect(page.locator("#job-status")).to_have_text("FAILED")
-    sync_api.expect(page.locator("#job-error")).to_contain_text(HOSTILE_ERROR)
+    sync_api.expect(page.locator(".job-box .job-status")).to_have_text("FAILED")
+    sync_api.expect(page.locator(".job-box .job-error")).to_contain_text(HOSTILE_ERROR)
     page.reload()  # now rendered by the server: messages, recent jobs with the error
     sync_api.expect(page.locator("#recent-jobs")).to_contain_text(HOSTILE_ERROR)
 

@@ -9,8 +9,7 @@ blueprint's handler, and app.py's for URLs that match no route.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
@@ -18,9 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from job_queue import JobStatus, job_queue
 from models import Programme, ScrapeRun, Shop, db
-from scrapers.example import scrape_example
-from scrapers.miles_and_more import scrape_miles_and_more
-from scrapers.payback import scrape_payback
+from scrapers.registry import SCRAPERS, ScraperSpec
 from scrapers.sources import offline_mode
 from views.access import require_admin, wants_json
 from views.errors import json_error
@@ -29,27 +26,10 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 RECENT_JOBS = 20
 
-
-@dataclass(frozen=True)
-class Scraper:
-    """A scraper the admin can start, with the seed's button label."""
-
-    endpoint: str
-    label: str
-    func: Callable[..., Any]
-
-
-SCRAPERS = (
-    Scraper("run_payback", "Run Payback Scraper", scrape_payback),
-    Scraper("run_miles_and_more", "Run Miles & More Scraper", scrape_miles_and_more),
-    Scraper("run_scraper", "Run Example Scraper", scrape_example),
-)
-
-
 # Routes API clients may call with a bearer token; the maintenance route only so.
 API_ENDPOINTS = {
-    "admin.job_status", "admin.jobs", "admin.clear_old_jobs",
-    "admin.run_scraper", "admin.run_payback", "admin.run_miles_and_more",
+    "admin.job_status", "admin.jobs", "admin.clear_old_jobs", "admin.cancel_job",
+    *(f"admin.{spec.endpoint}" for spec in SCRAPERS),
 }
 TOKEN_ONLY_ENDPOINTS = {"admin.clear_old_jobs"}
 
@@ -64,35 +44,35 @@ def _json_errors(error: HTTPException):
     return json_error(error)
 
 
-def _start(scraper: Scraper):
-    job_id = job_queue.enqueue(scraper.func, name=scraper.endpoint)
+def _start(spec: ScraperSpec):
+    """Queue the scraper, or follow the run of it that is already queued or running."""
+    submission = job_queue.submit(spec.name)
     if wants_json():
-        return jsonify(job_id=job_id, status=JobStatus.QUEUED.value), 202
-    flash(f"{scraper.label}: Job {job_id} gestartet", "info")
+        if submission.existing:
+            return jsonify(job_id=submission.job_id, status=submission.status.value, existing=True), 200
+        return jsonify(job_id=submission.job_id, status=submission.status.value), 202
+    if submission.existing:
+        flash(f"{spec.button}: läuft bereits (Job {submission.job_id})", "info")
+    else:
+        flash(f"{spec.button}: Job {submission.job_id} gestartet", "info")
     return redirect(url_for("admin.index"))
 
 
-def _register_run_route(scraper: Scraper) -> None:
-    bp.add_url_rule(
-        f"/{scraper.endpoint}",
-        endpoint=scraper.endpoint,
-        view_func=lambda: _start(scraper),
-        methods=["POST"],
-    )
+def _register_run_route(spec: ScraperSpec) -> None:
+    bp.add_url_rule(f"/{spec.endpoint}", endpoint=spec.endpoint, view_func=lambda: _start(spec),
+                    methods=["POST"])
 
 
-for _scraper in SCRAPERS:
-    _register_run_route(_scraper)
+for _spec in SCRAPERS:
+    _register_run_route(_spec)
 
 
 @bp.get("")
 def index() -> str:
     """Render the console: buttons, live job box, recent jobs, counts, logs."""
     jobs = job_queue.get_all_jobs(limit=RECENT_JOBS)
-    # The oldest unfinished job is the one the worker is on (or will be next):
-    # the page resumes polling it after a reload.
-    unfinished = [job for job in jobs if not job.status.is_final]
-    active_job = unfinished[-1] if unfinished else None
+    # Every unfinished job gets its progress box, oldest first: the page follows them all.
+    active_jobs = [job for job in reversed(jobs) if not job.status.is_final]
     # One query for both counts per programme: active shops, and how many of them are samples.
     shop_counts = db.session.execute(
         sa.select(Programme, sa.func.count(Shop.id),
@@ -108,7 +88,7 @@ def index() -> str:
         "admin.html",
         scrapers=SCRAPERS,
         jobs=jobs,
-        active_job=active_job,
+        active_jobs=active_jobs,
         shop_counts=shop_counts,
         runs=runs,
         offline=offline_mode(),
@@ -122,6 +102,25 @@ def job_status(job_id: str) -> dict[str, Any]:
     if job is None:
         abort(404, description=f"Job {job_id} nicht gefunden")
     return job.to_dict()
+
+
+@bp.post("/jobs/<job_id>/cancel")
+def cancel_job(job_id: str) -> Any:
+    """Cancel a job: a queued one at once, a running one at its next progress step; 409 when it ended."""
+    before = job_queue.cancel(job_id)
+    if before is None:
+        abort(404, description=f"Job {job_id} nicht gefunden")
+    if before.is_final:
+        abort(409, description=f"Job {job_id} ist bereits beendet ({before.value}) und lässt sich nicht abbrechen")
+    if before is JobStatus.QUEUED:
+        answer, code, note = {"job_id": job_id, "status": JobStatus.CANCELLED.value}, 200, "abgebrochen"
+    else:
+        answer, code, note = {"job_id": job_id, "status": before.value, "cancel_requested": True}, 202, \
+            "wird beim nächsten Schritt abgebrochen"
+    if wants_json():
+        return jsonify(answer), code
+    flash(f"Job {job_id} {note}.", "info")
+    return redirect(url_for("admin.index"))
 
 
 @bp.get("/jobs")

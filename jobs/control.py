@@ -1,0 +1,99 @@
+"""Control of jobs by name and by hand: named kinds, one run per kind, cancel, run again.
+
+Part of ``JobQueue`` (``jobs/queue.py``): the operator's and the admin page's
+side, beside the seed's API.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Optional
+
+from flask import Flask
+
+from database import utcnow
+from jobs.kinds import JobCancelled, JobKind
+from jobs.status import FINAL_STATUSES, JobStatus
+
+if TYPE_CHECKING:
+    from jobs.execution import QueueState
+    from jobs.queue import Submission
+
+log = logging.getLogger(__name__)
+
+CANCELLED_BEFORE_START = "Abgebrochen, bevor der Job begann"
+RERUNNABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class UnknownKind(LookupError):
+    """No job kind of that name is registered."""
+
+
+class JobControl:
+    """Named kinds, cancel and run-again; mixed into ``JobQueue``."""
+
+    def _state(self) -> "QueueState":  # provided by JobQueue
+        raise NotImplementedError
+
+    def register_kind(self, kind: JobKind, app: Optional[Flask] = None) -> None:
+        """Make ``kind`` known to this app's queue (every process registers the same kinds)."""
+        state = app.extensions["job_queue"] if app is not None else self._state()
+        state.kinds[kind.name] = kind
+
+    def kinds(self) -> list[JobKind]:
+        return list(self._state().kinds.values())
+
+    def kind(self, name: str) -> JobKind:
+        try:
+            return self._state().kinds[name]
+        except KeyError:
+            raise UnknownKind(f"unbekannte Job-Art {name!r}") from None
+
+    def submit(self, name: str, args: tuple = (), kwargs: Optional[dict] = None,
+               pinned: bool = False) -> "Submission":
+        """Queue a job of the kind ``name``; while one of it is queued or running, return that one instead.
+
+        ``pinned``: only this process may run it (``flask scrape`` runs it in the foreground).
+        """
+        kind = self.kind(name)
+        return self._enqueue(kind.func, args, kwargs, kind.name,  # type: ignore[attr-defined]
+                             kind.name if kind.one_at_a_time else None, kind.time_limit, kind.max_attempts,
+                             pinned)
+
+    def cancel(self, job_id: str) -> Optional[JobStatus]:
+        """Cancel a job: a queued one at once, a running one at its next progress report.
+
+        Returns the job's status before (QUEUED: now cancelled; RUNNING: asked
+        to stop; a final status: nothing changed), or None for an unknown job.
+        """
+        state = self._state()
+        before = state.store.cancel(job_id, (utcnow(), CANCELLED_BEFORE_START))
+        if before is JobStatus.RUNNING:
+            running = state.running.get(job_id)
+            if running is not None:  # here: no need to wait for the next heartbeat
+                running.request_stop(JobCancelled())
+            log.info("job %s: asked to stop", job_id)
+        return before
+
+    def retry(self, job_id: str) -> "Submission":
+        """Run a failed or cancelled job again, as a new job with the same function and arguments."""
+        state = self._state()
+        record = state.store.get(job_id)
+        if record is None:
+            raise LookupError(f"Job {job_id} nicht gefunden")
+        if record.status not in RERUNNABLE:
+            raise ValueError(f"Job {job_id} ist {record.status.value}: nur fehlgeschlagene oder "
+                             "abgebrochene Jobs lassen sich neu starten")
+        if record.name in state.kinds:
+            args, kwargs = json.loads(record.args_json or "[[], {}]")
+            return self.submit(record.name, tuple(args), kwargs)
+        if record.func_path is None:
+            raise ValueError(f"Job {job_id} lief als Funktion, die nur ihr eigener Prozess kannte")
+        args, kwargs = json.loads(record.args_json or "[[], {}]")
+        return self._enqueue(record.func_path, tuple(args), kwargs, record.name,  # type: ignore[attr-defined]
+                             record.unique_key, record.time_limit, record.max_attempts)
+
+
+def is_final(status: Optional[JobStatus]) -> bool:
+    return status in FINAL_STATUSES
