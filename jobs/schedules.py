@@ -85,16 +85,17 @@ class Schedules:
     def ensure(self, kind: str, expression: str, enabled: bool) -> None:
         """Create the schedule of ``kind`` from the config unless it exists (the admin's edits stay)."""
         expression = validate(expression)
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
             exists = conn.execute(sa.select(schedule_table.c.kind).where(schedule_table.c.kind == kind)).first()
-            if exists is None:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(schedule_table.insert().values(
-                            kind=kind, expression=expression, enabled=enabled, updated_at=utcnow(),
-                            last_due_at=latest_due(expression, utcnow(), self.zone) if enabled else None))
-                except sa.exc.IntegrityError:
-                    pass  # another process created it first
+        if exists is not None:
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(schedule_table.insert().values(
+                    kind=kind, expression=expression, enabled=enabled, updated_at=utcnow(),
+                    last_due_at=latest_due(expression, utcnow(), self.zone) if enabled else None))
+        except sa.exc.IntegrityError:
+            pass  # another process created it first
 
     def list(self, now: Optional[datetime] = None) -> list[Schedule]:
         now = now or utcnow()
