@@ -85,6 +85,7 @@ def accept_run(run_id: int, accepted_by: str) -> tuple[ScrapeRun, StoreResult]:
     run = db.session.scalars(
         sa.select(ScrapeRun).where(ScrapeRun.id == run_id)
         .options(undefer(ScrapeRun.held_offers)).with_for_update()  # two admins at once: one wins
+        .execution_options(populate_existing=True)  # the row as locked, not as this session last saw it
     ).first()
     if run is None:
         db.session.rollback()

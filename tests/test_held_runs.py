@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime
 from typing import Any, Callable
 
@@ -14,6 +15,7 @@ from conftest import bearer_client, logged_in_client
 from drift_portals import PaybackPortal
 from job_queue import job_queue
 from models import BASE, HINT, PROMOTION, ScrapeRun, Shop, db
+from scrapers.held_runs import AcceptRefused, accept_run
 from scrapers.offer_json import offers_from_json, offers_to_json
 from scrapers.rates import parse_rate
 from scrapers.store import Offer, OfferRate
@@ -166,3 +168,27 @@ def test_offers_survive_the_json_round_trip() -> None:
                OfferRate(HINT, parse_rate("Gutschein"), None, None)],
     )]
     assert offers_from_json(json.loads(json.dumps(offers_to_json(offers)))) == offers
+
+
+def test_two_admins_accepting_at_once_apply_the_run_once(portal_app: Flask, portal: PaybackPortal) -> None:
+    run(portal_app, portal, 20)
+    run(portal_app, portal, 2)
+    barrier, answers = threading.Barrier(2), []
+
+    def accept(name: str) -> None:
+        with portal_app.app_context():
+            barrier.wait(timeout=10)
+            try:
+                accept_run(2, name)
+                answers.append("accepted")
+            except AcceptRefused as exc:
+                answers.append(str(exc))
+
+    threads = [threading.Thread(target=accept, args=(name,)) for name in ("erster", "zweiter")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert answers.count("accepted") == 1 and len(answers) == 2
+    assert [answer for answer in answers if answer != "accepted"][0].startswith("Lauf 2 wurde schon übernommen")
+    assert active(portal_app) == 2 and runs(portal_app) == [(1, "success"), (2, "accepted")]
