@@ -22,6 +22,8 @@ from job_queue import DEFAULT_CONFIG as JOB_DEFAULTS
 from job_queue import job_queue
 from jobs.schema import metadata as job_metadata
 from models import db, seed_programmes
+from scrapers.drift_guard import DEFAULT_CONFIG as DRIFT_GUARD_DEFAULTS
+from scrapers.drift_guard import DriftBounds
 from scrapers.sources import OFFLINE as SOURCES_OFFLINE
 from scrapers.sources import ONLINE as SOURCES_ONLINE
 from views.errors import json_error
@@ -62,6 +64,8 @@ DEFAULTS: dict[str, Any] = {
     "SCRAPER_ALLOWED_HOSTS": "",  # "host" or "host:port", comma-separated: exempt from the address guard
     "SCRAPER_MAX_CRAWL_DELAY": 30.0,
     "MAX_SITEMAP_URLS": 5000,
+    # The drift guard's bounds, in percent (README "Drift guard").
+    **DRIFT_GUARD_DEFAULTS,
     # Access to /admin (see README "Security").
     "ADMIN_API_TOKEN": None,
     "LOGIN_RATE_LIMIT_PER_IP": "10 per minute",
@@ -104,6 +108,7 @@ def _load_config(app: Flask, config: Optional[Mapping[str, Any]]) -> None:
         raise ValueError(
             f"SCRAPER_SOURCES must be 'online' or 'offline', not {app.config['SCRAPER_SOURCES']!r}"
         )
+    DriftBounds.from_config(app.config)  # a bound outside 0..100 stops the start, not the first run
 
 
 def _instance_secret_key(app: Flask) -> str:
@@ -170,12 +175,13 @@ def create_app(
     if database_problem is not None:  # a CLI command such as `flask db upgrade` may still run; a worker not
         job_queue.add_start_check(app, lambda: _refuse_to_start(database_problem))
 
-    from views import admin, auth, outage, security, shops
+    from views import admin, auth, outage, run_cli, security, shops
 
     security.init_app(app)
     outage.init_app(app)
     auth.init_app(app)
     app.register_blueprint(admin.bp)
+    run_cli.init_app(app)
     app.register_blueprint(shops.bp)
     app.register_error_handler(404, _json_routing_errors_under_admin)
     app.register_error_handler(405, _json_routing_errors_under_admin)

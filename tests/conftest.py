@@ -98,12 +98,17 @@ def app(make_app: Callable[..., Flask]) -> Flask:
     return make_app()
 
 
-@pytest.fixture
-def client(app: Flask):
-    """A test client speaking to the API with a valid bearer token."""
+def bearer_client(app: Flask):
+    """A test client of ``app`` speaking to the API with a valid bearer token."""
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {API_TOKEN}"
     return client
+
+
+@pytest.fixture
+def client(app: Flask):
+    """A test client speaking to the API with a valid bearer token."""
+    return bearer_client(app)
 
 
 def csrf_token_of(client) -> str:
@@ -119,9 +124,8 @@ def create_admin(app: Flask) -> None:
         set_admin_password(ADMIN_USER, ADMIN_PASSWORD)
 
 
-@pytest.fixture
-def admin_client(app: Flask):
-    """A browser-like test client logged in as an admin; ``.csrf_token`` for its posts."""
+def logged_in_client(app: Flask):
+    """A browser-like test client of ``app`` logged in as an admin; ``.csrf_token`` for its posts."""
     create_admin(app)
     client = app.test_client()
     response = client.post(
@@ -131,6 +135,12 @@ def admin_client(app: Flask):
     assert response.status_code == 302, response.get_data(as_text=True)
     client.csrf_token = csrf_token_of(client)
     return client
+
+
+@pytest.fixture
+def admin_client(app: Flask):
+    """A browser-like test client logged in as an admin; ``.csrf_token`` for its posts."""
+    return logged_in_client(app)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The admin job console: start scrapers, watch their jobs, housekeeping.
+"""The admin job console: start scrapers, watch their jobs, accept held runs, housekeeping.
 
 Run routes answer JSON (``202`` with the job id) to API clients and the page's
 JS, and redirect with a flash message to a plain form post, so the page also
@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
 from job_queue import JobStatus, job_queue
-from models import Programme, ScrapeRun, Shop, db
+from models import RUN_HELD, Programme, ScrapeRun, Shop, db
 from scrapers.example import scrape_example
+from scrapers.held_runs import AcceptRefused, RunNotFound, accept_run as accept_held_run
 from scrapers.miles_and_more import scrape_miles_and_more
 from scrapers.payback import scrape_payback
 from scrapers.sources import offline_mode
@@ -28,6 +30,7 @@ from views.errors import json_error
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 RECENT_JOBS = 20
+RECENT_RUNS = 20
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ SCRAPERS = (
 API_ENDPOINTS = {
     "admin.job_status", "admin.jobs", "admin.clear_old_jobs",
     "admin.run_scraper", "admin.run_payback", "admin.run_miles_and_more",
+    "admin.runs", "admin.accept_run",
 }
 TOKEN_ONLY_ENDPOINTS = {"admin.clear_old_jobs"}
 
@@ -101,9 +105,7 @@ def index() -> str:
         .group_by(Programme.id)
         .order_by(Programme.id)
     ).all()
-    runs = db.session.scalars(
-        sa.select(ScrapeRun).order_by(ScrapeRun.started_at.desc(), ScrapeRun.id.desc()).limit(20)
-    ).all()
+    runs = _recent_runs()
     return render_template(
         "admin.html",
         scrapers=SCRAPERS,
@@ -111,8 +113,20 @@ def index() -> str:
         active_job=active_job,
         shop_counts=shop_counts,
         runs=runs,
+        held_runs=[run for run in runs if run.outcome == RUN_HELD],
         offline=offline_mode(),
     )
+
+
+def _recent_runs() -> list[ScrapeRun]:
+    """The newest runs and every held one, however old (one statement): a held run must not scroll away."""
+    newest = (sa.select(ScrapeRun.id)
+              .order_by(ScrapeRun.started_at.desc(), ScrapeRun.id.desc()).limit(RECENT_RUNS))
+    return list(db.session.scalars(
+        sa.select(ScrapeRun)
+        .where(sa.or_(ScrapeRun.id.in_(newest), ScrapeRun.outcome == RUN_HELD))
+        .order_by(ScrapeRun.started_at.desc(), ScrapeRun.id.desc())
+    ))
 
 
 @bp.get("/job_status/<job_id>")
@@ -150,3 +164,40 @@ def _max_age_hours() -> float:
 def clear_old_jobs() -> dict[str, int]:
     """Forget finished jobs older than ``max_age_hours`` (default 24); for cron."""
     return {"removed": job_queue.clear_old_jobs(max_age_hours=_max_age_hours())}
+
+
+_RUN_FIELDS = ("id", "scraper", "job_id", "outcome", "added", "updated", "deactivated", "message", "is_sample",
+               "complete", "shops_seen", "shops_offered", "rates_total", "rates_understood", "promotions",
+               "accepted_by")
+_RUN_TIMES = ("started_at", "finished_at", "accepted_at")
+
+
+def _run_dict(run: ScrapeRun) -> dict[str, Any]:
+    times = {name: getattr(run, name) for name in _RUN_TIMES}
+    return {**{name: getattr(run, name) for name in _RUN_FIELDS},
+            **{name: moment.isoformat() if moment else None for name, moment in times.items()}}
+
+
+@bp.get("/runs")
+def runs() -> Any:
+    """Return the scrape log as the page shows it: the newest runs and every held one, newest first."""
+    return jsonify([_run_dict(run) for run in _recent_runs()])
+
+
+@bp.post("/runs/<int:run_id>/accept")
+def accept_run(run_id: int) -> Any:
+    """Apply a run the drift guard held (404 unknown, 409 not held, accepted already or superseded)."""
+    client = g.get("api_client")
+    accepted_by = f"API-Token {client}" if client else current_user.username
+    try:
+        run, stored = accept_held_run(run_id, accepted_by)
+    except (RunNotFound, AcceptRefused) as exc:
+        if wants_json():
+            abort(404 if isinstance(exc, RunNotFound) else 409, description=str(exc))
+        flash(str(exc), "error")
+        return redirect(url_for("admin.index"))
+    if wants_json():
+        return _run_dict(run)
+    flash(f"Lauf {run.id} ({run.scraper}) übernommen: {stored.added} neu, {stored.updated} aktualisiert, "
+          f"{stored.deactivated} deaktiviert", "info")
+    return redirect(url_for("admin.index"))
