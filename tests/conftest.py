@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -23,6 +24,12 @@ from scripted_server import ScriptedServer  # noqa: E402
 
 API_TOKEN = "test-api-token-0123456789abcdef"
 ADMIN_USER, ADMIN_PASSWORD = "admin", "richtig-geheimes-passwort"
+
+REPO = Path(__file__).resolve().parent.parent
+# Processes the tests start (flask run, flask worker, gunicorn) keep their instance folder,
+# with its secret key and first-start password, out of the repository's own instance/.
+_SCRATCH_INSTANCE = tempfile.TemporaryDirectory(prefix="bonusvergleich-test-instance-")
+os.environ["INSTANCE_PATH"] = _SCRATCH_INSTANCE.name
 
 PG_SKIP_REASON = (
     "needs PostgreSQL: set TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test "
@@ -84,13 +91,23 @@ def make_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
     apps: list[Flask] = []
 
     def factory(**overrides: Any) -> Flask:
-        app = create_app(base_config(tmp_path, **overrides))
+        app = create_app(base_config(tmp_path, **overrides), instance_path=str(tmp_path / "instance"))
         apps.append(app)
         return app
 
     yield factory
     for app in apps:
         _dispose(app)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def repository_instance_stays_clean() -> Iterator[None]:
+    """No test may leave a secret in the repository's own instance folder."""
+    secrets_here = [REPO / "instance" / name for name in ("initial-admin-password", "secret_key")]
+    before = {path: path.exists() for path in secrets_here}
+    yield
+    appeared = [str(path) for path in secrets_here if path.exists() and not before[path]]
+    assert appeared == [], f"tests left secrets in the repository: {appeared}"
 
 
 @pytest.fixture
@@ -107,8 +124,8 @@ def client(app: Flask):
 
 
 def csrf_token_of(client) -> str:
-    """Read the CSRF token a page hands to its forms and scripts."""
-    page = client.get("/").get_data(as_text=True)
+    """Read the CSRF token a page hands to its forms and scripts (the login page, or /admin once logged in)."""
+    page = client.get("/admin/login", follow_redirects=True).get_data(as_text=True)
     return re.search(r'<meta name="csrf-token" content="([^"]+)"', page).group(1)
 
 
