@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
+import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -161,6 +166,33 @@ def pg_url() -> str:
 def pg_app(make_app: Callable[..., Flask], pg_url: str) -> Flask:
     """An app on the PostgreSQL test database, emptied first (the app creates the schema)."""
     return make_app(DATABASE_URL=pg_url)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def serving_process(command: list[str], env: dict[str, str], probe_url: str,
+                    timeout: float = 60) -> Iterator[subprocess.Popen]:
+    """Start a web server process from the repository, wait until ``probe_url`` answers, stop it after."""
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(probe_url, timeout=5).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"{' '.join(command)} did not start")
+                time.sleep(0.2)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 class LiveServer:

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
-import pytest
 from flask import Flask
 
-from conftest import REPO
+from conftest import free_port, serving_process
 from job_queue import job_queue
 from models import db
 from scrapers.example import scrape_example
@@ -51,29 +47,13 @@ def test_the_development_server_names_no_versions(app: Flask, live_server) -> No
     assert header and not any(word in header for word in VERSIONED), header
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_gunicorn_as_the_readme_runs_it_names_no_versions(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp_path / 'web.sqlite'}", SECRET_KEY="test-only-secret",
                INSTANCE_PATH=str(tmp_path / "instance"), JOBS_RUN_IN_WEB="0")
-    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{port}", "app:create_app()"],
-                           cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline, header = time.monotonic() + 60, None
-        while header is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
-                    header = response.headers.get_all("Server") or []
-            except OSError:
-                if web.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("gunicorn did not start")
-                time.sleep(0.2)
-    finally:
-        web.terminate()
-        web.wait(30)
+    command = [sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "4", "-b", f"127.0.0.1:{port}",
+               "app:create_app()"]
+    with serving_process(command, env, f"http://127.0.0.1:{port}/"):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+            header = response.headers.get_all("Server") or []
     assert header and not any(word in value for value in header for word in VERSIONED), header

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,7 +13,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from conftest import REPO
+from conftest import free_port, serving_process
 
 JSON = {"Accept": "application/json"}
 HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -23,12 +21,6 @@ MB = 1024 * 1024
 
 
 # -- a 200 MB body against a real server process -------------------------------------------
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 def _memory_mb(pid: int, field: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -73,24 +65,12 @@ def _post_big_body(port: int, size: int, chunked: bool) -> bytes:
 @pytest.fixture
 def web_process(tmp_path: Path):
     """``flask --app app run`` (the README's one-process setup) on a free port; yields (port, pid)."""
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp_path / 'web.sqlite'}", SECRET_KEY="test-only-secret",
                INSTANCE_PATH=str(tmp_path / "instance"), JOBS_AUTOSTART="0")
-    server = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "run", "--port", str(port)],
-                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login", timeout=5).close()
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "the web process did not start"
-                time.sleep(0.2)
+    command = [sys.executable, "-m", "flask", "--app", "app", "run", "--port", str(port)]
+    with serving_process(command, env, f"http://127.0.0.1:{port}/admin/login") as server:
         yield port, server.pid
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
