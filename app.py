@@ -26,7 +26,10 @@ from scrapers.drift_guard import DEFAULT_CONFIG as DRIFT_GUARD_DEFAULTS
 from scrapers.drift_guard import DriftBounds
 from scrapers.sources import OFFLINE as SOURCES_OFFLINE
 from scrapers.sources import ONLINE as SOURCES_ONLINE
-from views.errors import json_error
+from views import url_secrets
+from views.errors import json_error, request_too_large
+from views.private_files import create_private_sqlite_file, make_private_folder, write_private_file
+from views.request_size import BoundedRequest
 
 log = logging.getLogger(__name__)
 migrate = Migrate()
@@ -69,10 +72,16 @@ DEFAULTS: dict[str, Any] = {
     # Access to /admin (see README "Security").
     "ADMIN_API_TOKEN": None,
     "LOGIN_RATE_LIMIT_PER_IP": "10 per minute",
-    "LOGIN_RATE_LIMIT_PER_USER": "5 per minute",
+    "LOGIN_RATE_LIMIT_PER_USER_AND_IP": "5 per minute",
+    "LOGIN_SLOWDOWN_AFTER": 5,  # failures of one user name (any address) before attempts are delayed
+    "LOGIN_SLOWDOWN_MAX_SECONDS": 2.0,
+    "LOGIN_SLOWDOWN_SLOTS": 2,  # delayed attempts waiting at once per process; more go undelayed
     "RATELIMIT_STORAGE_URI": "memory://",
     "TRUST_PROXY": False,
     "SESSION_COOKIE_SECURE": False,
+    "SESSION_LIFETIME_SECONDS": 12 * 3600.0,
+    "SESSION_IDLE_TIMEOUT_SECONDS": 3600.0,
+    "MAX_CONTENT_LENGTH": 1024 * 1024,  # bytes of a request body; more is refused with 413
     # Euro value of one point or mile, for "euro per 100 € spent".
     "PAYBACK_EURO_PER_POINT": 0.01,
     "MILES_AND_MORE_EURO_PER_MILE": 0.01,
@@ -120,16 +129,7 @@ def _instance_secret_key(app: Flask) -> str:
     """
     path = Path(app.instance_path) / "secret_key"
     if not path.exists():
-        draft = path.with_name(f".secret_key-{os.getpid()}-{secrets.token_hex(4)}")
-        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            file.write(secrets.token_hex(SECRET_KEY_BYTES))
-        try:
-            os.link(draft, path)
-        except FileExistsError:
-            pass  # another process was first: use its key
-        finally:
-            draft.unlink()
+        write_private_file(path, secrets.token_hex(SECRET_KEY_BYTES), replace=False)
     return path.read_text().strip()
 
 
@@ -160,9 +160,15 @@ def _json_routing_errors_under_admin(error: HTTPException):
 def create_app(
     config: Optional[Mapping[str, Any]] = None, instance_path: Optional[str] = None
 ) -> Flask:
-    """Create the app; ``config`` overrides everything else (used by tests)."""
-    app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
-    os.makedirs(app.instance_path, exist_ok=True)
+    """Create the app; ``config`` overrides everything else (used by tests).
+
+    The instance folder is ``instance_path``, else the environment's
+    ``INSTANCE_PATH``, else ``instance/`` beside this file.
+    """
+    app = Flask(__name__, instance_relative_config=True,
+                instance_path=instance_path or os.environ.get("INSTANCE_PATH") or None)
+    app.request_class = BoundedRequest
+    make_private_folder(app.instance_path)
     _load_config(app, config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -185,6 +191,8 @@ def create_app(
     app.register_blueprint(shops.bp)
     app.register_error_handler(404, _json_routing_errors_under_admin)
     app.register_error_handler(405, _json_routing_errors_under_admin)
+    app.register_error_handler(413, request_too_large)
+    url_secrets.init_app(app)
 
     # The default shape: this process serves the web and runs the jobs.
     if app.config["JOBS_AUTOSTART"] and app.config["JOBS_RUN_IN_WEB"] and not app.testing and _serving():
@@ -256,6 +264,7 @@ def _prepare_database(app: Flask) -> Optional[str]:
 def _configure_sqlite(app: Flask) -> None:
     """Share one SQLite file between web, workers and processes (see jobs/store.py)."""
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        create_private_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
         with app.app_context():
             configure_sqlite_engine(db.engine)
 

@@ -5,6 +5,7 @@ Timestamps are stored as naive UTC (``database.utcnow``).
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Optional
 
@@ -194,15 +195,33 @@ class ScrapeRun(db.Model):
     accepted_by: Mapped[Optional[str]] = mapped_column(sa.String(80), nullable=True)
 
 
+def new_session_token() -> str:
+    """A fresh random value for ``AdminUser.session_token``."""
+    return secrets.token_urlsafe(32)
+
+
 class AdminUser(UserMixin, db.Model):
-    """Someone who may use /admin; the password is stored only as a salted hash."""
+    """Someone who may use /admin; the password is stored only as a salted hash.
+
+    ``session_token`` is part of every login id handed out for this admin
+    (``get_id``): replacing it, at logout and at a password change, ends all
+    of the admin's sessions on the server, whatever cookies still exist.
+    """
 
     __tablename__ = "admin_user"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(sa.String(80), unique=True)
     password_hash: Mapped[str] = mapped_column(sa.String(255))
+    session_token: Mapped[str] = mapped_column(sa.String(64), default=new_session_token)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_token}"
+
+    def end_sessions(self) -> None:
+        """Invalidate every login id issued so far (the caller commits)."""
+        self.session_token = new_session_token()
 
 
 class ApiToken(db.Model):

@@ -25,12 +25,14 @@ from scrapers.miles_and_more import scrape_miles_and_more
 from scrapers.payback import scrape_payback
 from scrapers.sources import offline_mode
 from views.access import require_admin, wants_json
-from views.errors import json_error
+from views.errors import json_error, quoted
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 RECENT_JOBS = 20
 RECENT_RUNS = 20
+# clear_old_jobs's max_age_hours: from one hour to ten years.
+MIN_AGE_HOURS, MAX_AGE_HOURS = 1.0, 10 * 365 * 24.0
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ def job_status(job_id: str) -> dict[str, Any]:
     """Return one job in the seed's JSON shape."""
     job = job_queue.get_job(job_id)
     if job is None:
-        abort(404, description=f"Job {job_id} nicht gefunden")
+        abort(404, description=f"Job {quoted(job_id)} nicht gefunden")
     return job.to_dict()
 
 
@@ -155,8 +157,9 @@ def _max_age_hours() -> float:
         value = float(raw)
     except (TypeError, ValueError):
         value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        abort(400, description=f"max_age_hours muss eine positive Zahl sein, nicht {raw!r}")
+    if not MIN_AGE_HOURS <= value <= MAX_AGE_HOURS:  # also false for nan
+        abort(400, description=f"max_age_hours muss eine Zahl von {MIN_AGE_HOURS:g} bis {MAX_AGE_HOURS:g} "
+                               f"sein (1 Stunde bis 10 Jahre), nicht {quoted(raw)}")
     return value
 
 
