@@ -22,6 +22,8 @@ from models import db, seed_programmes
 from scrapers.sources import OFFLINE as SOURCES_OFFLINE
 from scrapers.sources import ONLINE as SOURCES_ONLINE
 from views.errors import json_error
+from webhooks import DEFAULT_CONFIG as WEBHOOK_DEFAULTS
+from webhooks import dispatcher as webhook_dispatcher
 
 log = logging.getLogger(__name__)
 migrate = Migrate()
@@ -70,6 +72,8 @@ DEFAULTS: dict[str, Any] = {
     "PAYBACK_EURO_PER_POINT": 0.01,
     "MILES_AND_MORE_EURO_PER_MILE": 0.01,
     "EXAMPLE_EURO_PER_POINT": 0.01,
+    # Signed webhooks on job events (webhooks/, README "Webhooks").
+    **WEBHOOK_DEFAULTS,
 }
 
 
@@ -167,12 +171,17 @@ def create_app(
     if database_problem is not None:  # a CLI command such as `flask db upgrade` may still run; a worker not
         job_queue.add_start_check(app, lambda: _refuse_to_start(database_problem))
 
-    from views import admin, auth, security, shops
+    webhook_dispatcher.init_app(app)
+    # `flask worker` delivers too: its start checks run once, before it takes jobs.
+    job_queue.add_start_check(app, lambda: webhook_dispatcher.start_automatically(app))
+
+    from views import admin, auth, security, shops, webhook_admin
 
     security.init_app(app)
     auth.init_app(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(shops.bp)
+    app.register_blueprint(webhook_admin.bp)
     app.register_error_handler(404, _json_routing_errors_under_admin)
     app.register_error_handler(405, _json_routing_errors_under_admin)
 
@@ -180,6 +189,9 @@ def create_app(
     if app.config["JOBS_AUTOSTART"] and app.config["JOBS_RUN_IN_WEB"] and not app.testing and _serving():
         with app.app_context():
             job_queue.start()
+    # A serving process delivers webhooks (retries due from before a restart, test events) in any shape.
+    if database_problem is None and not app.testing and _serving():
+        webhook_dispatcher.start_automatically(app)
     return app
 
 
