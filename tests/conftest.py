@@ -20,6 +20,7 @@ from app import create_app  # noqa: E402
 from job_queue import job_queue  # noqa: E402
 from models import db  # noqa: E402
 from scripted_server import ScriptedServer  # noqa: E402
+from webhooks import dispatcher as webhook_dispatcher  # noqa: E402
 
 API_TOKEN = "test-api-token-0123456789abcdef"
 ADMIN_USER, ADMIN_PASSWORD = "admin", "richtig-geheimes-passwort"
@@ -73,6 +74,7 @@ def backdate(app: Flask, job_id: str, **fields: Any) -> None:
 def _dispose(app: Flask) -> None:
     with app.app_context():
         job_queue.stop(timeout=10)
+        webhook_dispatcher.stop(app, timeout=10)
         app.extensions["job_queue"].store.engine.dispose()
         db.session.remove()
         db.engine.dispose()
@@ -119,9 +121,8 @@ def create_admin(app: Flask) -> None:
         set_admin_password(ADMIN_USER, ADMIN_PASSWORD)
 
 
-@pytest.fixture
-def admin_client(app: Flask):
-    """A browser-like test client logged in as an admin; ``.csrf_token`` for its posts."""
+def logged_in_client(app: Flask):
+    """A browser-like test client of ``app`` logged in as an admin; ``.csrf_token`` for its posts."""
     create_admin(app)
     client = app.test_client()
     response = client.post(
@@ -131,6 +132,12 @@ def admin_client(app: Flask):
     assert response.status_code == 302, response.get_data(as_text=True)
     client.csrf_token = csrf_token_of(client)
     return client
+
+
+@pytest.fixture
+def admin_client(app: Flask):
+    """A browser-like test client logged in as an admin; ``.csrf_token`` for its posts."""
+    return logged_in_client(app)
 
 
 @pytest.fixture
