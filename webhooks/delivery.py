@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Optional
 
 from sqlalchemy.engine import Engine
@@ -157,8 +158,9 @@ def deliver(state: DeliveryState, sender: WebhookSender, claimed: store.ClaimedD
                  claimed.endpoint_id, result.error)
 
 
-def _outcome(schedule: RetrySchedule, claimed: store.ClaimedDelivery, attempted_at,
+def _outcome(schedule: RetrySchedule, claimed: store.ClaimedDelivery, attempted_at: datetime,
              result: AttemptResult) -> store.AttemptOutcome:
+    """The delivery's next state: delivered, retried at a time the schedule says, or given up."""
     fields = dict(attempted_at=attempted_at, status_code=result.status_code,
                   duration_ms=result.duration_ms, error=result.error)
     if result.succeeded:
