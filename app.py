@@ -30,6 +30,8 @@ from views import url_secrets
 from views.errors import json_error, request_too_large
 from views.private_files import create_private_sqlite_file, make_private_folder, write_private_file
 from views.request_size import BoundedRequest
+from webhooks import DEFAULT_CONFIG as WEBHOOK_DEFAULTS
+from webhooks import dispatcher as webhook_dispatcher
 
 log = logging.getLogger(__name__)
 migrate = Migrate()
@@ -86,6 +88,8 @@ DEFAULTS: dict[str, Any] = {
     "PAYBACK_EURO_PER_POINT": 0.01,
     "MILES_AND_MORE_EURO_PER_MILE": 0.01,
     "EXAMPLE_EURO_PER_POINT": 0.01,
+    # Signed webhooks on job events (webhooks/, README "Webhooks").
+    **WEBHOOK_DEFAULTS,
 }
 
 
@@ -181,7 +185,11 @@ def create_app(
     if database_problem is not None:  # a CLI command such as `flask db upgrade` may still run; a worker not
         job_queue.add_start_check(app, lambda: _refuse_to_start(database_problem))
 
-    from views import admin, auth, outage, run_cli, security, shops
+    webhook_dispatcher.init_app(app)
+    # `flask worker` delivers too: its start checks run once, before it takes jobs.
+    job_queue.add_start_check(app, lambda: webhook_dispatcher.start_automatically(app))
+
+    from views import admin, auth, outage, run_cli, security, shops, webhook_admin
 
     security.init_app(app)
     outage.init_app(app)
@@ -189,6 +197,7 @@ def create_app(
     app.register_blueprint(admin.bp)
     run_cli.init_app(app)
     app.register_blueprint(shops.bp)
+    app.register_blueprint(webhook_admin.bp)
     app.register_error_handler(404, _json_routing_errors_under_admin)
     app.register_error_handler(405, _json_routing_errors_under_admin)
     app.register_error_handler(413, request_too_large)
@@ -199,6 +208,9 @@ def create_app(
         with app.app_context():
             job_queue.start()
         _stop_jobs_warmly_at_exit(app)
+    # A serving process delivers webhooks (retries due from before a restart, test events) in any shape.
+    if database_problem is None and not app.testing and _serving():
+        webhook_dispatcher.start_automatically(app)
     return app
 
 

@@ -26,6 +26,7 @@ from app import create_app  # noqa: E402
 from job_queue import job_queue  # noqa: E402
 from models import db  # noqa: E402
 from scripted_server import ScriptedServer  # noqa: E402
+from webhooks import dispatcher as webhook_dispatcher  # noqa: E402
 
 API_TOKEN = "test-api-token-0123456789abcdef"
 ADMIN_USER, ADMIN_PASSWORD = "admin", "richtig-geheimes-passwort"
@@ -85,6 +86,7 @@ def backdate(app: Flask, job_id: str, **fields: Any) -> None:
 def _dispose(app: Flask) -> None:
     with app.app_context():
         job_queue.stop(timeout=10)
+        webhook_dispatcher.stop(app, timeout=10)
         app.extensions["job_queue"].store.engine.dispose()
         db.session.remove()
         db.engine.dispose()
