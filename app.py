@@ -24,9 +24,16 @@ from job_queue import JobKind, job_queue
 from jobs.schema import metadata as job_metadata
 from models import db, seed_programmes
 from scrapers.registry import SCRAPERS, is_retryable
+from scrapers.drift_guard import DEFAULT_CONFIG as DRIFT_GUARD_DEFAULTS
+from scrapers.drift_guard import DriftBounds
 from scrapers.sources import OFFLINE as SOURCES_OFFLINE
 from scrapers.sources import ONLINE as SOURCES_ONLINE
-from views.errors import json_error
+from views import url_secrets
+from views.errors import json_error, request_too_large
+from views.private_files import create_private_sqlite_file, make_private_folder, write_private_file
+from views.request_size import BoundedRequest
+from webhooks import DEFAULT_CONFIG as WEBHOOK_DEFAULTS
+from webhooks import dispatcher as webhook_dispatcher
 
 log = logging.getLogger(__name__)
 migrate = Migrate()
@@ -66,13 +73,21 @@ DEFAULTS: dict[str, Any] = {
     "SCRAPER_ALLOWED_HOSTS": "",  # "host" or "host:port", comma-separated: exempt from the address guard
     "SCRAPER_MAX_CRAWL_DELAY": 30.0,
     "MAX_SITEMAP_URLS": 5000,
+    # The drift guard's bounds, in percent (README "Drift guard").
+    **DRIFT_GUARD_DEFAULTS,
     # Access to /admin (see README "Security").
     "ADMIN_API_TOKEN": None,
     "LOGIN_RATE_LIMIT_PER_IP": "10 per minute",
-    "LOGIN_RATE_LIMIT_PER_USER": "5 per minute",
+    "LOGIN_RATE_LIMIT_PER_USER_AND_IP": "5 per minute",
+    "LOGIN_SLOWDOWN_AFTER": 5,  # failures of one user name (any address) before attempts are delayed
+    "LOGIN_SLOWDOWN_MAX_SECONDS": 2.0,
+    "LOGIN_SLOWDOWN_SLOTS": 2,  # delayed attempts waiting at once per process; more go undelayed
     "RATELIMIT_STORAGE_URI": "memory://",
     "TRUST_PROXY": False,
     "SESSION_COOKIE_SECURE": False,
+    "SESSION_LIFETIME_SECONDS": 12 * 3600.0,
+    "SESSION_IDLE_TIMEOUT_SECONDS": 3600.0,
+    "MAX_CONTENT_LENGTH": 1024 * 1024,  # bytes of a request body; more is refused with 413
     # Euro value of one point or mile, for "euro per 100 € spent".
     "PAYBACK_EURO_PER_POINT": 0.01,
     "MILES_AND_MORE_EURO_PER_MILE": 0.01,
@@ -81,6 +96,8 @@ DEFAULTS: dict[str, Any] = {
     "SCRAPER_TIME_LIMITS": {},  # name -> seconds, over scrapers/registry.py's defaults
     "SCRAPER_ATTEMPTS": 3,  # runs in all when a scrape fails for a retryable reason (network, 429, 5xx)
     "SCHEDULES": {},  # name -> cron expression: enables that scraper's schedule at first start
+    # Signed webhooks on job events (webhooks/, README "Webhooks").
+    **WEBHOOK_DEFAULTS,
 }
 
 
@@ -117,6 +134,7 @@ def _load_config(app: Flask, config: Optional[Mapping[str, Any]]) -> None:
         raise ValueError(
             f"SCRAPER_SOURCES must be 'online' or 'offline', not {app.config['SCRAPER_SOURCES']!r}"
         )
+    DriftBounds.from_config(app.config)  # a bound outside 0..100 stops the start, not the first run
 
 
 def _instance_secret_key(app: Flask) -> str:
@@ -128,16 +146,7 @@ def _instance_secret_key(app: Flask) -> str:
     """
     path = Path(app.instance_path) / "secret_key"
     if not path.exists():
-        draft = path.with_name(f".secret_key-{os.getpid()}-{secrets.token_hex(4)}")
-        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            file.write(secrets.token_hex(SECRET_KEY_BYTES))
-        try:
-            os.link(draft, path)
-        except FileExistsError:
-            pass  # another process was first: use its key
-        finally:
-            draft.unlink()
+        write_private_file(path, secrets.token_hex(SECRET_KEY_BYTES), replace=False)
     return path.read_text().strip()
 
 
@@ -168,9 +177,15 @@ def _json_routing_errors_under_admin(error: HTTPException):
 def create_app(
     config: Optional[Mapping[str, Any]] = None, instance_path: Optional[str] = None
 ) -> Flask:
-    """Create the app; ``config`` overrides everything else (used by tests)."""
-    app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
-    os.makedirs(app.instance_path, exist_ok=True)
+    """Create the app; ``config`` overrides everything else (used by tests).
+
+    The instance folder is ``instance_path``, else the environment's
+    ``INSTANCE_PATH``, else ``instance/`` beside this file.
+    """
+    app = Flask(__name__, instance_relative_config=True,
+                instance_path=instance_path or os.environ.get("INSTANCE_PATH") or None)
+    app.request_class = BoundedRequest
+    make_private_folder(app.instance_path)
     _load_config(app, config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -184,22 +199,33 @@ def create_app(
     if database_problem is not None:  # a CLI command such as `flask db upgrade` may still run; a worker not
         job_queue.add_start_check(app, lambda: _refuse_to_start(database_problem))
 
-    from views import admin, auth, outage, schedules, security, shops
+    webhook_dispatcher.init_app(app)
+    # `flask worker` delivers too: its start checks run once, before it takes jobs.
+    job_queue.add_start_check(app, lambda: webhook_dispatcher.start_automatically(app))
+
+    from views import admin, auth, outage, run_cli, schedules, security, shops, webhook_admin
 
     security.init_app(app)
     outage.init_app(app)
     auth.init_app(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(schedules.bp)
+    run_cli.init_app(app)
     app.register_blueprint(shops.bp)
+    app.register_blueprint(webhook_admin.bp)
     app.register_error_handler(404, _json_routing_errors_under_admin)
     app.register_error_handler(405, _json_routing_errors_under_admin)
+    app.register_error_handler(413, request_too_large)
+    url_secrets.init_app(app)
 
     # The default shape: this process serves the web and runs the jobs.
     if app.config["JOBS_AUTOSTART"] and app.config["JOBS_RUN_IN_WEB"] and not app.testing and _serving():
         with app.app_context():
             job_queue.start()
         _stop_jobs_warmly_at_exit(app)
+    # A serving process delivers webhooks (retries due from before a restart, test events) in any shape.
+    if database_problem is None and not app.testing and _serving():
+        webhook_dispatcher.start_automatically(app)
     return app
 
 
@@ -279,6 +305,7 @@ def _prepare_database(app: Flask) -> Optional[str]:
 def _configure_sqlite(app: Flask) -> None:
     """Share one SQLite file between web, workers and processes (see jobs/store.py)."""
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        create_private_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
         with app.app_context():
             configure_sqlite_engine(db.engine)
 

@@ -5,6 +5,7 @@ Timestamps are stored as naive UTC (``database.utcnow``).
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Optional
 
@@ -147,8 +148,23 @@ def seed_programmes() -> None:
         db.session.rollback()
 
 
+# ScrapeRun.outcome: how a run ended, and whether its offers are in the shop tables ("applied").
+RUN_RUNNING = "running"
+RUN_SUCCESS = "success"  # applied when it ran
+RUN_FAILED = "failed"  # an error: nothing applied
+RUN_CANCELLED = "cancelled"  # its job was cancelled (or ran out of time): nothing applied
+RUN_HELD = "held"  # outside the drift guard's bounds: nothing applied, offers kept to accept later
+RUN_ACCEPTED = "accepted"  # a held run an admin accepted: applied then
+RUN_SUPERSEDED = "superseded"  # a held run a newer applied run made stale: no longer acceptable
+APPLIED_OUTCOMES = (RUN_SUCCESS, RUN_ACCEPTED)
+
+
 class ScrapeRun(db.Model):
-    """The log of one scraper run, shown on the admin page."""
+    """The log of one scraper run, shown on the admin page, with the figures the drift guard compares.
+
+    The figures (``shops_seen`` .. ``promotions``) are None for runs that
+    failed before storing and for runs logged before the guard existed.
+    """
 
     __tablename__ = "scrape_run"
 
@@ -157,21 +173,56 @@ class ScrapeRun(db.Model):
     job_id: Mapped[Optional[str]] = mapped_column(sa.String(36), nullable=True)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
-    outcome: Mapped[str] = mapped_column(sa.String(20), default="running")
+    outcome: Mapped[str] = mapped_column(sa.String(20), default=RUN_RUNNING)
     added: Mapped[int] = mapped_column(default=0)
     updated: Mapped[int] = mapped_column(default=0)
     message: Mapped[Optional[str]] = mapped_column(sa.Text, nullable=True)
+    # Read bundled samples (offline mode): never compared, never a baseline for a live run.
+    is_sample: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # The run read the whole catalogue: only then may applying it deactivate shops.
+    complete: Mapped[Optional[bool]] = mapped_column(nullable=True)
+    shops_seen: Mapped[Optional[int]] = mapped_column(nullable=True)  # entries the source listed
+    shops_offered: Mapped[Optional[int]] = mapped_column(nullable=True)  # offers to store
+    rates_total: Mapped[Optional[int]] = mapped_column(nullable=True)  # earn rates (base, promotion)
+    rates_understood: Mapped[Optional[int]] = mapped_column(nullable=True)  # of those, parsed
+    promotions: Mapped[Optional[int]] = mapped_column(nullable=True)
+    deactivated: Mapped[Optional[int]] = mapped_column(nullable=True)  # held: would deactivate
+    # A held run's offers (scrapers/offer_json.py), applied when an admin accepts it.
+    # Deferred: pages listing runs never load them (reading one unloaded raises instead of querying).
+    held_offers: Mapped[Optional[list]] = mapped_column(
+        sa.JSON, nullable=True, deferred=True, deferred_raiseload=True
+    )
+    accepted_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    accepted_by: Mapped[Optional[str]] = mapped_column(sa.String(80), nullable=True)
+
+
+def new_session_token() -> str:
+    """A fresh random value for ``AdminUser.session_token``."""
+    return secrets.token_urlsafe(32)
 
 
 class AdminUser(UserMixin, db.Model):
-    """Someone who may use /admin; the password is stored only as a salted hash."""
+    """Someone who may use /admin; the password is stored only as a salted hash.
+
+    ``session_token`` is part of every login id handed out for this admin
+    (``get_id``): replacing it, at logout and at a password change, ends all
+    of the admin's sessions on the server, whatever cookies still exist.
+    """
 
     __tablename__ = "admin_user"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(sa.String(80), unique=True)
     password_hash: Mapped[str] = mapped_column(sa.String(255))
+    session_token: Mapped[str] = mapped_column(sa.String(64), default=new_session_token)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_token}"
+
+    def end_sessions(self) -> None:
+        """Invalidate every login id issued so far (the caller commits)."""
+        self.session_token = new_session_token()
 
 
 class ApiToken(db.Model):

@@ -97,4 +97,4 @@ def scrape_miles_and_more(job: ScrapeJob) -> dict[str, int]:
         complete = not failures
         if not complete:
             job.add_message(f"{len(failures)} Seiten fehlen: Lauf unvollständig, es wird nichts deaktiviert")
-        return store_and_report(job, run, offers, complete, source.is_sample)
+        return store_and_report(job, run, offers, complete, source.is_sample, seen=len(offers) + hidden)

@@ -1,15 +1,19 @@
-"""Record each scraper run in the ``ScrapeRun`` log the admin page shows."""
+"""Record each scraper run in the ``ScrapeRun`` log the admin page shows, and store what it read."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Optional
+
+from flask import current_app
 
 from database import utcnow
-from models import ScrapeRun, begin_write, db
+from models import RUN_CANCELLED, RUN_FAILED, RUN_SUCCESS, ScrapeRun, begin_write, db
+from scrapers.drift_guard import DriftBounds, RunFigures, RunHeld, compare_with_last_run, how_to_accept
 from scrapers.field_limits import fit_offer
+from scrapers.held_runs import hold_run, supersede_older_held_runs
 from scrapers.progress import ScrapeJob
-from scrapers.store import Offer, store_offers
+from scrapers.store import Offer, write_offers
 
 
 @contextmanager
@@ -18,9 +22,10 @@ def scrape_run(scraper: str, job: ScrapeJob) -> Iterator[ScrapeRun]:
 
     The caller fills in ``added``, ``updated`` and ``message``; an exception
     rolls back the half-done work, is logged on the run, and propagates so the
-    job is marked FAILED. A job asked to stop raises a ``BaseException`` whose
-    ``outcome`` says why ("cancelled", "timeout"; see ``scrapers/progress.py``):
-    the run records that, having written nothing.
+    job is marked FAILED. A held run (``RunHeld``) is already logged as such.
+    A job asked to stop raises a ``BaseException`` whose ``outcome`` says why
+    ("cancelled", "timeout"; see ``scrapers/progress.py``): the run records
+    that, having written nothing.
     """
     run = ScrapeRun(scraper=scraper, job_id=job.id)
     db.session.add(run)
@@ -28,6 +33,8 @@ def scrape_run(scraper: str, job: ScrapeJob) -> Iterator[ScrapeRun]:
     run_id = run.id
     try:
         yield run
+    except RunHeld:
+        raise
     except BaseException as exc:
         stopped = getattr(exc, "outcome", None) if not isinstance(exc, Exception) else None
         if stopped is None and not isinstance(exc, Exception):
@@ -35,26 +42,30 @@ def scrape_run(scraper: str, job: ScrapeJob) -> Iterator[ScrapeRun]:
         db.session.rollback()
         begin_write()
         ended = db.session.get(ScrapeRun, run_id)
-        ended.outcome = "cancelled" if stopped == "cancelled" else "failed"
+        ended.outcome = RUN_CANCELLED if stopped == "cancelled" else RUN_FAILED
         ended.finished_at = utcnow()
         ended.message = str(exc) if stopped else f"{type(exc).__name__}: {exc}"
         db.session.commit()
         raise
-    run.outcome = "success"
+    run.outcome = RUN_SUCCESS
     run.finished_at = utcnow()
     db.session.commit()
 
 
 def store_and_report(
-    job: ScrapeJob, run: ScrapeRun, offers: list[Offer], complete: bool, is_sample: bool
+    job: ScrapeJob, run: ScrapeRun, offers: list[Offer], complete: bool, is_sample: bool,
+    seen: Optional[int] = None,
 ) -> dict[str, int]:
     """Write a run's offers, report the counts on the job and the log; return them.
 
     Every offer is first fitted to its columns (``field_limits``): cleaned and
-    cut, with the number of cut values reported.
+    cut, with the number of cut values reported. Then the drift guard compares
+    the run with the last applied one; outside its bounds the run is held
+    (nothing written) and ``RunHeld`` fails the job with the reason.
 
     ``run.scraper`` names the programme. An incomplete run deactivates nothing;
-    ``is_sample`` marks the shops as bundled sample data.
+    ``is_sample`` marks the shops as bundled sample data. ``seen`` is how many
+    entries the source listed, when that differs from the offers (hidden ones).
     """
     fitted = [fit_offer(offer) for offer in offers]
     offers = [offer for offer, _ in fitted]
@@ -65,12 +76,27 @@ def store_and_report(
     if unparsed:
         job.add_message(f"{unparsed} Prämiensätze nicht erkannt: Originaltext gespeichert")
     job.add_message(f"Registriere {len(offers)} Shops in der Datenbank...")
-    stored = store_offers(run.scraper, offers, complete=complete, is_sample=is_sample)
-    run.added, run.updated = stored.added, stored.updated
+
+    bounds = DriftBounds.from_config(current_app.config)
+    begin_write()  # compare and write in one transaction: nothing changes in between
+    run.is_sample, run.complete = is_sample, complete
+    figures = RunFigures.of(offers, seen)
+    figures.record_on(run)
+    comparison = compare_with_last_run(run, figures, (offer.external_id for offer in offers), complete, bounds)
+    job.add_message(comparison.note)
+    if comparison.held:
+        # The job's error says it all (the worker adds it to the messages): no message of its own.
+        raise RunHeld(f"{hold_run(run, offers, comparison)} {how_to_accept(run.id)}")
+
+    stored = write_offers(run.scraper, offers, complete=complete, is_sample=is_sample)
+    run.added, run.updated, run.deactivated = stored.added, stored.updated, stored.deactivated
+    run.outcome = RUN_SUCCESS  # in the same commit as the data: the next run's baseline
     run.message = (
         f"{len(offers)} Shops gelesen, {stored.deactivated} deaktiviert, "
         f"{unparsed} Prämiensätze nicht erkannt" + ("" if complete else ", unvollständiger Lauf")
     )
+    supersede_older_held_runs(run)
+    db.session.commit()
     job.add_message(
         f"Fertig: {stored.added} neu, {stored.updated} aktualisiert, {stored.deactivated} deaktiviert"
     )

@@ -109,6 +109,19 @@ def store_offers(
     ``is_sample`` says they came from a bundled sample, not the live site.
     """
     begin_write()
+    result = write_offers(programme_slug, offers, complete, is_sample)
+    db.session.commit()
+    return result
+
+
+def write_offers(
+    programme_slug: str, offers: Iterable[Offer], complete: bool, is_sample: bool = False
+) -> StoreResult:
+    """Upsert as ``store_offers`` does, inside the caller's write transaction (no commit).
+
+    For callers that decide in the same transaction whether to write at all
+    (the drift guard, accepting a held run), so nothing changes in between.
+    """
     programme = db.session.scalar(sa.select(Programme).where(Programme.slug == programme_slug))
     if programme is None:
         raise LookupError(f"unknown programme {programme_slug!r}")
@@ -150,5 +163,5 @@ def store_offers(
             if external_id not in seen and shop.active:
                 shop.active = False
                 result.deactivated += 1
-    db.session.commit()
+    db.session.flush()
     return result

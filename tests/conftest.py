@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import subprocess
 import sys
+import tempfile
 import threading
+import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -20,9 +26,16 @@ from app import create_app  # noqa: E402
 from job_queue import job_queue  # noqa: E402
 from models import db  # noqa: E402
 from scripted_server import ScriptedServer  # noqa: E402
+from webhooks import dispatcher as webhook_dispatcher  # noqa: E402
 
 API_TOKEN = "test-api-token-0123456789abcdef"
 ADMIN_USER, ADMIN_PASSWORD = "admin", "richtig-geheimes-passwort"
+
+REPO = Path(__file__).resolve().parent.parent
+# Processes the tests start (flask run, flask worker, gunicorn) keep their instance folder,
+# with its secret key and first-start password, out of the repository's own instance/.
+_SCRATCH_INSTANCE = tempfile.TemporaryDirectory(prefix="bonusvergleich-test-instance-")
+os.environ["INSTANCE_PATH"] = _SCRATCH_INSTANCE.name
 
 PG_SKIP_REASON = (
     "needs PostgreSQL: set TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test "
@@ -73,6 +86,7 @@ def backdate(app: Flask, job_id: str, **fields: Any) -> None:
 def _dispose(app: Flask) -> None:
     with app.app_context():
         job_queue.stop(timeout=10)
+        webhook_dispatcher.stop(app, timeout=10)
         app.extensions["job_queue"].store.engine.dispose()
         db.session.remove()
         db.engine.dispose()
@@ -84,7 +98,7 @@ def make_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
     apps: list[Flask] = []
 
     def factory(**overrides: Any) -> Flask:
-        app = create_app(base_config(tmp_path, **overrides))
+        app = create_app(base_config(tmp_path, **overrides), instance_path=str(tmp_path / "instance"))
         apps.append(app)
         return app
 
@@ -93,22 +107,37 @@ def make_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
         _dispose(app)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def repository_instance_stays_clean() -> Iterator[None]:
+    """No test may leave a secret in the repository's own instance folder."""
+    secrets_here = [REPO / "instance" / name for name in ("initial-admin-password", "secret_key")]
+    before = {path: path.exists() for path in secrets_here}
+    yield
+    appeared = [str(path) for path in secrets_here if path.exists() and not before[path]]
+    assert appeared == [], f"tests left secrets in the repository: {appeared}"
+
+
 @pytest.fixture
 def app(make_app: Callable[..., Flask]) -> Flask:
     return make_app()
 
 
-@pytest.fixture
-def client(app: Flask):
-    """A test client speaking to the API with a valid bearer token."""
+def bearer_client(app: Flask):
+    """A test client of ``app`` speaking to the API with a valid bearer token."""
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {API_TOKEN}"
     return client
 
 
+@pytest.fixture
+def client(app: Flask):
+    """A test client speaking to the API with a valid bearer token."""
+    return bearer_client(app)
+
+
 def csrf_token_of(client) -> str:
-    """Read the CSRF token a page hands to its forms and scripts."""
-    page = client.get("/").get_data(as_text=True)
+    """Read the CSRF token a page hands to its forms and scripts (the login page, or /admin once logged in)."""
+    page = client.get("/admin/login", follow_redirects=True).get_data(as_text=True)
     return re.search(r'<meta name="csrf-token" content="([^"]+)"', page).group(1)
 
 
@@ -119,9 +148,8 @@ def create_admin(app: Flask) -> None:
         set_admin_password(ADMIN_USER, ADMIN_PASSWORD)
 
 
-@pytest.fixture
-def admin_client(app: Flask):
-    """A browser-like test client logged in as an admin; ``.csrf_token`` for its posts."""
+def logged_in_client(app: Flask):
+    """A browser-like test client of ``app`` logged in as an admin; ``.csrf_token`` for its posts."""
     create_admin(app)
     client = app.test_client()
     response = client.post(
@@ -131,6 +159,12 @@ def admin_client(app: Flask):
     assert response.status_code == 302, response.get_data(as_text=True)
     client.csrf_token = csrf_token_of(client)
     return client
+
+
+@pytest.fixture
+def admin_client(app: Flask):
+    """A browser-like test client logged in as an admin; ``.csrf_token`` for its posts."""
+    return logged_in_client(app)
 
 
 @pytest.fixture
@@ -144,6 +178,33 @@ def pg_url() -> str:
 def pg_app(make_app: Callable[..., Flask], pg_url: str) -> Flask:
     """An app on the PostgreSQL test database, emptied first (the app creates the schema)."""
     return make_app(DATABASE_URL=pg_url)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def serving_process(command: list[str], env: dict[str, str], probe_url: str,
+                    timeout: float = 60) -> Iterator[subprocess.Popen]:
+    """Start a web server process from the repository, wait until ``probe_url`` answers, stop it after."""
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(probe_url, timeout=5).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"{' '.join(command)} did not start")
+                time.sleep(0.2)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 class LiveServer:

@@ -1,4 +1,8 @@
-"""A scriptable loopback HTTP server for fetcher tests (replies per path, hostile ones too) and a fetch helper."""
+"""A scriptable loopback HTTP server for fetcher and webhook tests (replies per path, hostile ones too).
+
+It answers GET and POST alike; every POST is kept (path, headers, raw body)
+in ``posts``, so a test can check what a webhook receiver got.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Union
 
 from scrapers.fetcher import Fetcher, FetchError, FetchSettings
+
+
+@dataclass(frozen=True)
+class ReceivedPost:
+    """One POST as the server read it: the raw body, exactly as sent."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float  # time.monotonic() when it arrived
 
 
 @dataclass
@@ -36,6 +50,8 @@ class ScriptedServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
+        self.posts: list[ReceivedPost] = []
+        self.posted = threading.Condition(self.lock)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_port}"
@@ -67,6 +83,15 @@ class ScriptedServer:
                     super().handle()
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client hung up on purpose (byte cap, budget, closed pool)
+
+            def do_POST(self) -> None:  # noqa: N802 (stdlib name)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                received = ReceivedPost(self.path.split("?", 1)[0], {k.lower(): v for k, v in self.headers.items()},
+                                        body, time.monotonic())
+                with server.posted:
+                    server.posts.append(received)
+                    server.posted.notify_all()
+                self.do_GET()
 
             def do_GET(self) -> None:  # noqa: N802 (stdlib name)
                 path = self.path.split("?", 1)[0]
@@ -115,6 +140,16 @@ class ScriptedServer:
                 pass
 
         return Handler
+
+    def wait_for_posts(self, count: int, timeout: float, path: str | None = None) -> list[ReceivedPost]:
+        """Wait until ``count`` POSTs (to ``path``, if given) arrived; return them all (maybe fewer)."""
+
+        def matching() -> list[ReceivedPost]:
+            return [post for post in self.posts if path is None or post.path == path]
+
+        with self.posted:
+            self.posted.wait_for(lambda: len(matching()) >= count, timeout)
+            return matching()
 
     def redirect(self, path: str, location: str, status: int = 302, **reply: Any) -> None:
         """Answer ``path`` with a redirect to ``location``."""

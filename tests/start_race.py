@@ -57,6 +57,7 @@ def _child(start_pipe: int, output: Path, database_url: str, args: list[str]) ->
         os.dup2(descriptor, 2)
         os.read(start_pipe, 1)
         os.environ["DATABASE_URL"] = database_url
+        os.environ["INSTANCE_PATH"] = str(output.parent / "instance")
         sys.argv = ["flask", "--app", "app", *args]
         flask_main()
         code = 0

@@ -232,17 +232,22 @@ def test_templates_have_no_inline_script_or_style() -> None:
 
 # -- first run and CLI ----------------------------------------------------------------
 
-def test_first_start_creates_one_admin_with_a_printed_random_password(app: Flask, capsys) -> None:
+def test_first_start_creates_one_admin_with_a_password_in_a_private_file(app: Flask, capsys) -> None:
     with app.app_context():
         password = ensure_first_admin()
         assert password and len(password) >= 16
         assert ensure_first_admin() is None  # only ever once
-    printed = capsys.readouterr().err
-    assert f"Passwort: {password}" in printed
+    printed = capsys.readouterr()
+    password_file = Path(app.instance_path) / "initial-admin-password"
+    assert password not in printed.out + printed.err
+    assert "Erster Start: Admin-Zugang angelegt" in printed.err and str(password_file) in printed.err
+    assert password_file.read_text().strip() == password
+    assert oct(password_file.stat().st_mode & 0o777) == "0o600"
     client = app.test_client()
     response = client.post("/admin/login", data={
         "username": "admin", "password": password, "csrf_token": csrf_token_of(client)})
     assert response.status_code == 302
+    assert not password_file.exists()  # used once: gone
 
 
 def test_cli_creates_admins_and_tokens(app: Flask) -> None:

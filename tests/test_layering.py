@@ -32,3 +32,12 @@ def test_views_take_the_rate_vocabulary_from_models() -> None:
     for path in (ROOT / "views").glob("*.py"):
         modules = imported_modules(path)
         assert "scrapers.store" not in modules and "scrapers.rates" not in modules, path.name
+
+
+def test_webhooks_sit_between_the_models_and_the_views() -> None:
+    """Webhooks listen to the job system, which never imports them; they import no view and not app."""
+    for path in [*(ROOT / "jobs").glob("*.py"), ROOT / "job_queue.py"]:
+        assert not any(name.split(".")[0] == "webhooks" for name in imported_modules(path)), path.name
+    for path in (ROOT / "webhooks").glob("*.py"):
+        found = sorted(name for name in imported_modules(path) if name.split(".")[0] in ("views", "app"))
+        assert found == [], path.name

@@ -1,4 +1,4 @@
-"""A newcomer's first run: the README's run command, the console's one-time password, a login."""
+"""A newcomer's first run: the README's run command, the one-time password file the console names, a login."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from test_browser import CHROMIUM, CHROMIUM_ARGS, sync_api
 REPO = Path(__file__).resolve().parent.parent
 # Settings a developer may have exported; a newcomer has none of them.
 FOREIGN_SETTINGS = ("DATABASE_URL", "SECRET_KEY", "ADMIN_API_TOKEN", "SCRAPER_SOURCES",
-                    "EXAMPLE_CATALOGUE_URL", "FLASK_APP", "FLASK_DEBUG")
+                    "EXAMPLE_CATALOGUE_URL", "FLASK_APP", "FLASK_DEBUG", "INSTANCE_PATH")
 
 
 def fresh_checkout(target: Path) -> Path:
@@ -57,9 +57,9 @@ def test_readme_run_command_leads_to_a_logged_in_admin_page(tmp_path: Path) -> N
     def read_console() -> None:
         for line in server.stdout:
             console.append(line)
-            match = re.search(r"Passwort: (\S+)", line)
+            match = re.search(r"Passwort: in (\S+)", line)
             if match:
-                password.append(match.group(1))
+                password.append(Path(match.group(1)).read_text().strip())
             if password and "Running on" in line:
                 found.set()
         found.set()  # the server exited: stop waiting
@@ -90,3 +90,5 @@ def test_readme_run_command_leads_to_a_logged_in_admin_page(tmp_path: Path) -> N
         server.terminate()
         server.wait(10)
     assert (checkout / "instance" / "secret_key").exists()  # generated, never in the repo
+    assert not (checkout / "instance" / "initial-admin-password").exists()  # used once, then deleted
+    assert password[0] not in "".join(console)

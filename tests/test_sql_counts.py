@@ -10,7 +10,7 @@ from flask import Flask
 
 import database
 import jobs.connections
-from conftest import create_admin, csrf_token_of, ADMIN_PASSWORD, ADMIN_USER
+from conftest import logged_in_client
 from job_queue import job_queue
 
 _TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "RELEASE", "SAVEPOINT")
@@ -66,21 +66,13 @@ def _jobs_with_messages(app: Flask, count: int) -> list[str]:
     return ids
 
 
-def _logged_in(app: Flask):
-    create_admin(app)
-    client = app.test_client()
-    client.post("/admin/login", data={"username": ADMIN_USER, "password": ADMIN_PASSWORD,
-                                      "csrf_token": csrf_token_of(client)})
-    return client
-
-
 @pytest.mark.parametrize("jobs", [3, 40])
 def test_statements_per_request_do_not_grow_with_the_number_of_jobs(
     make_app: Callable[..., Flask], statement_log: StatementLog, jobs: int
 ) -> None:
     app = make_app()
     ids = _jobs_with_messages(app, jobs)
-    client = _logged_in(app)
+    client = logged_in_client(app)
     json = {"Accept": "application/json"}
 
     admin_page = statement_log.count(lambda: client.get("/admin").status_code == 200 or pytest.fail())
@@ -100,7 +92,7 @@ def test_the_counts_are_the_same_for_few_and_many_jobs(make_app: Callable[..., F
     for jobs in (2, 30):
         app = make_app(DATABASE_URL=f"sqlite:///{tmp_path_factory.mktemp('db')}/jobs.sqlite")
         ids = _jobs_with_messages(app, jobs)
-        client = _logged_in(app)
+        client = logged_in_client(app)
         json = {"Accept": "application/json"}
         counts.append((
             statement_log.count(lambda: client.get("/admin")),
@@ -120,3 +112,23 @@ def test_reading_a_snapshot_never_queries(app: Flask, statement_log: StatementLo
         assert reads == 0
         snapshot = job_queue.get_job(ids[0])
         assert statement_log.count(snapshot.refresh) == 1  # an explicit reload is one statement
+
+
+def test_the_admin_page_with_held_runs_keeps_its_count(make_app: Callable[..., Flask],
+                                                       statement_log: StatementLog) -> None:
+    from models import ScrapeRun, db
+
+    app = make_app()
+    _jobs_with_messages(app, 3)
+    client = logged_in_client(app)
+    before = statement_log.count(lambda: client.get("/admin"))
+    with app.app_context():
+        for number in range(25):  # more than the page lists, a held one among the oldest
+            db.session.add(ScrapeRun(scraper="payback", outcome="held" if number in (0, 24) else "success",
+                                     shops_seen=516, shops_offered=0, rates_total=0, rates_understood=0,
+                                     promotions=0, deactivated=516, message="nur 0 von 516",
+                                     held_offers=[{"external_id": "lp1"}] * 500))
+        db.session.commit()
+    page = []
+    assert statement_log.count(lambda: page.append(client.get("/admin").get_data(as_text=True))) == before <= 5
+    assert page[0].count('class="outcome-held"') == 2

@@ -4,26 +4,29 @@
   ``401`` with ``WWW-Authenticate``.
 - ``Authorization: Bearer <token>`` works on the JSON routes only: tokens made
   by ``flask create-token`` (stored hashed, revocable) or ``ADMIN_API_TOKEN``.
-  The maintenance route takes nothing else. A token in the query string is
-  refused, because URLs end up in logs and browser histories.
-- Every state-changing browser request carries a CSRF token; bearer requests
-  cannot come from a cross-site form, so they are exempt.
+  The maintenance route takes nothing else. A token in the query string of
+  any URL is refused before anything else happens (``url_secrets.py``).
+- Every state-changing browser request carries a CSRF token. Only a request
+  that a valid bearer token authenticated is exempt (a cross-site form cannot
+  set that header); a junk ``Authorization`` header exempts nothing.
+- A body larger than ``MAX_CONTENT_LENGTH`` is refused with ``413`` before it
+  is read (``request_size.py``).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Optional
 
-from flask import abort, g, jsonify, redirect, request, url_for
+from flask import abort, current_app, g, jsonify, redirect, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
 
 from views.accounts import api_client_for
+from views.request_size import refuse_oversized_body
+from views.url_secrets import query_carries_secret
 
 csrf = CSRFProtect()
 
-_TOKEN_IN_QUERY = re.compile(r"token|api[_-]?key|auth|bearer|secret", re.IGNORECASE)
 STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -55,8 +58,11 @@ def unauthorized(message: str):
 
 
 def refuse_token_in_query() -> None:
-    if any(_TOKEN_IN_QUERY.search(name) for name in request.args):
+    if request.query_string and query_carries_secret(request.args.items(multi=True),
+                                                     current_app.config.get("ADMIN_API_TOKEN")):
         abort(400, description="Zugangsdaten gehören in den Authorization-Header, nicht in die URL.")
+
+
 
 
 def require_admin(api_endpoints: set[str], token_only: set[str]):
@@ -80,13 +86,14 @@ def require_admin(api_endpoints: set[str], token_only: set[str]):
 
 
 def check_csrf() -> None:
-    if request.method in STATE_CHANGING_METHODS and bearer_token() is None:
+    """Demand the CSRF token unless a valid bearer token authenticated this request."""
+    if request.method in STATE_CHANGING_METHODS and g.get("api_client") is None:
         csrf.protect()
 
 
 def guard_request() -> None:
-    """Before every request: no credentials in admin URLs, CSRF outside the admin blueprint."""
-    if request.path.startswith("/admin"):
-        refuse_token_in_query()
+    """Before every request: no credentials in URLs, no oversized body, CSRF outside the admin blueprint."""
+    refuse_token_in_query()
+    refuse_oversized_body()
     if request.blueprint != "admin":  # the admin blueprint checks after authenticating
         check_csrf()

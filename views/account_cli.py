@@ -6,17 +6,17 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
-from views.accounts import (
-    MIN_PASSWORD_LENGTH, create_api_token, list_api_tokens, revoke_api_token, set_admin_password,
-)
+from views.accounts import create_api_token, list_api_tokens, revoke_api_token, set_admin_password
+from views.passwords import MIN_PASSWORD_LENGTH
 
 
 @click.command("create-admin")
 @with_appcontext
 @click.argument("username")
-@click.password_option(help=f"at least {MIN_PASSWORD_LENGTH} characters; asked for when missing")
+@click.password_option(help=f"at least {MIN_PASSWORD_LENGTH} characters, not a common password; "
+                             "asked for when missing")
 def create_admin_command(username: str, password: str) -> None:
-    """Create an admin, or reset an existing admin's password."""
+    """Create an admin, or reset an existing admin's password (ending its sessions)."""
     try:
         set_admin_password(username, password)
     except ValueError as exc:

@@ -2,7 +2,8 @@
 
 Passwords are stored as salted scrypt hashes (werkzeug), tokens as SHA-256
 hashes compared in constant time; neither is ever stored or shown again after
-it was made.
+it was made. The first admin's random password goes to a file only the app's
+user can read, never to the console (consoles end up in log files).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 import sys
+from pathlib import Path
 from typing import Optional
 
 import sqlalchemy as sa
@@ -19,9 +21,13 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from database import utcnow
 from models import AdminUser, ApiToken, begin_write, db
+from views.passwords import password_problem
+from views.private_files import forget_initial_password, initial_password_path, write_private_file
 
-MIN_PASSWORD_LENGTH = 12
 MIN_ENV_TOKEN_LENGTH = 24
+# Longer login fields are refused unhashed: scrypt over a megabyte costs real time.
+MAX_USERNAME_LENGTH = 80
+MAX_PASSWORD_LENGTH = 1024
 TOKEN_SECRET_BYTES = 32
 FIRST_ADMIN = "admin"
 FIRST_PASSWORD_BYTES = 15
@@ -34,21 +40,30 @@ def _token_hash(secret: str) -> str:
 
 
 def set_admin_password(username: str, password: str) -> AdminUser:
-    """Create the admin, or reset the password of an existing one."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValueError(f"Das Passwort braucht mindestens {MIN_PASSWORD_LENGTH} Zeichen.")
+    """Create the admin, or reset the password of an existing one and end its sessions."""
+    problem = password_problem(password, username)
+    if problem is None and len(password) > MAX_PASSWORD_LENGTH:
+        problem = f"Das Passwort darf höchstens {MAX_PASSWORD_LENGTH} Zeichen haben."
+    if problem is not None:
+        raise ValueError(problem)
     begin_write()
     user = db.session.scalar(sa.select(AdminUser).where(AdminUser.username == username))
     if user is None:
         user = AdminUser(username=username)
         db.session.add(user)
     user.password_hash = generate_password_hash(password)
+    user.end_sessions()
     db.session.commit()
+    if username == FIRST_ADMIN:
+        forget_initial_password(current_app.instance_path)
     return user
 
 
 def verify_login(username: str, password: str) -> Optional[AdminUser]:
     """Return the admin when the password is right; the same work either way."""
+    if len(username) > MAX_USERNAME_LENGTH or len(password) > MAX_PASSWORD_LENGTH:
+        check_password_hash(_DUMMY_HASH, "")
+        return None
     user = db.session.scalar(sa.select(AdminUser).where(AdminUser.username == username))
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
@@ -109,6 +124,9 @@ def ensure_first_admin() -> Optional[str]:
     Only ever creates: of several processes starting at once on an empty
     database, one inserts the admin and the others see it (or lose the insert
     on the unique name), so no process resets a password another announced.
+    The password goes to ``instance/initial-admin-password`` (0600); the
+    console only says where it is. The file is deleted at the first login as
+    this admin or when its password is changed.
     """
     begin_write()
     if db.session.scalar(sa.select(sa.func.count(AdminUser.id))):
@@ -121,11 +139,18 @@ def ensure_first_admin() -> Optional[str]:
     except sa.exc.IntegrityError:  # another process of the app was quicker
         db.session.rollback()
         return None
+    path = initial_password_path(current_app.instance_path)
+    write_private_file(path, password + "\n", replace=True)
+    _announce_first_admin(path)
+    return password
+
+
+def _announce_first_admin(path: Path) -> None:
     print(
-        "\n" + "=" * 72 + "\nErster Start: Admin-Zugang angelegt (nur jetzt angezeigt)\n"
-        f"  Benutzer: {FIRST_ADMIN}\n  Passwort: {password}\n"
-        "  Anmelden unter /admin/login; ändern mit: flask --app app create-admin admin\n" + "=" * 72,
+        "\n" + "=" * 72 + "\nErster Start: Admin-Zugang angelegt\n"
+        f"  Benutzer: {FIRST_ADMIN}\n  Passwort: in {path} (nur für diesen Benutzer lesbar;\n"
+        "  wird nach der ersten Anmeldung oder einer Passwortänderung gelöscht)\n"
+        f"  Anmelden unter /admin/login; ändern mit: flask --app app create-admin {FIRST_ADMIN}\n" + "=" * 72,
         file=sys.stderr,
         flush=True,
     )
-    return password

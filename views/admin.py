@@ -1,4 +1,4 @@
-"""The admin job console: start scrapers, watch their jobs, housekeeping.
+"""The admin job console: start scrapers, watch their jobs, accept held runs, housekeeping.
 
 Run routes answer JSON (``202`` with the job id) to API clients and the page's
 JS, and redirect with a flash message to a plain form post, so the page also
@@ -12,23 +12,29 @@ import math
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
 from job_queue import JobStatus, job_queue
-from models import Programme, ScrapeRun, Shop, db
+from models import RUN_HELD, Programme, ScrapeRun, Shop, db
+from scrapers.held_runs import AcceptRefused, RunNotFound, accept_run as accept_held_run
 from scrapers.registry import SCRAPERS, ScraperSpec
 from scrapers.sources import offline_mode
 from views.access import require_admin, wants_json
-from views.errors import json_error
+from views.errors import json_error, quoted
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 RECENT_JOBS = 20
+RECENT_RUNS = 20
+# clear_old_jobs's max_age_hours: from one hour to ten years.
+MIN_AGE_HOURS, MAX_AGE_HOURS = 1.0, 10 * 365 * 24.0
 
 # Routes API clients may call with a bearer token; the maintenance route only so.
 API_ENDPOINTS = {
     "admin.job_status", "admin.jobs", "admin.clear_old_jobs", "admin.cancel_job",
+    "admin.runs", "admin.accept_run",
     *(f"admin.{spec.endpoint}" for spec in SCRAPERS),
 }
 TOKEN_ONLY_ENDPOINTS = {"admin.clear_old_jobs"}
@@ -81,9 +87,7 @@ def index() -> str:
         .group_by(Programme.id)
         .order_by(Programme.id)
     ).all()
-    runs = db.session.scalars(
-        sa.select(ScrapeRun).order_by(ScrapeRun.started_at.desc(), ScrapeRun.id.desc()).limit(20)
-    ).all()
+    runs = _recent_runs()
     return render_template(
         "admin.html",
         scrapers=SCRAPERS,
@@ -91,8 +95,20 @@ def index() -> str:
         active_jobs=active_jobs,
         shop_counts=shop_counts,
         runs=runs,
+        held_runs=[run for run in runs if run.outcome == RUN_HELD],
         offline=offline_mode(),
     )
+
+
+def _recent_runs() -> list[ScrapeRun]:
+    """The newest runs and every held one, however old (one statement): a held run must not scroll away."""
+    newest = (sa.select(ScrapeRun.id)
+              .order_by(ScrapeRun.started_at.desc(), ScrapeRun.id.desc()).limit(RECENT_RUNS))
+    return list(db.session.scalars(
+        sa.select(ScrapeRun)
+        .where(sa.or_(ScrapeRun.id.in_(newest), ScrapeRun.outcome == RUN_HELD))
+        .order_by(ScrapeRun.started_at.desc(), ScrapeRun.id.desc())
+    ))
 
 
 @bp.get("/job_status/<job_id>")
@@ -100,7 +116,7 @@ def job_status(job_id: str) -> dict[str, Any]:
     """Return one job in the seed's JSON shape."""
     job = job_queue.get_job(job_id)
     if job is None:
-        abort(404, description=f"Job {job_id} nicht gefunden")
+        abort(404, description=f"Job {quoted(job_id)} nicht gefunden")
     return job.to_dict()
 
 
@@ -140,8 +156,9 @@ def _max_age_hours() -> float:
         value = float(raw)
     except (TypeError, ValueError):
         value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        abort(400, description=f"max_age_hours muss eine positive Zahl sein, nicht {raw!r}")
+    if not MIN_AGE_HOURS <= value <= MAX_AGE_HOURS:  # also false for nan
+        abort(400, description=f"max_age_hours muss eine Zahl von {MIN_AGE_HOURS:g} bis {MAX_AGE_HOURS:g} "
+                               f"sein (1 Stunde bis 10 Jahre), nicht {quoted(raw)}")
     return value
 
 
@@ -149,3 +166,40 @@ def _max_age_hours() -> float:
 def clear_old_jobs() -> dict[str, int]:
     """Forget finished jobs older than ``max_age_hours`` (default 24); for cron."""
     return {"removed": job_queue.clear_old_jobs(max_age_hours=_max_age_hours())}
+
+
+_RUN_FIELDS = ("id", "scraper", "job_id", "outcome", "added", "updated", "deactivated", "message", "is_sample",
+               "complete", "shops_seen", "shops_offered", "rates_total", "rates_understood", "promotions",
+               "accepted_by")
+_RUN_TIMES = ("started_at", "finished_at", "accepted_at")
+
+
+def _run_dict(run: ScrapeRun) -> dict[str, Any]:
+    times = {name: getattr(run, name) for name in _RUN_TIMES}
+    return {**{name: getattr(run, name) for name in _RUN_FIELDS},
+            **{name: moment.isoformat() if moment else None for name, moment in times.items()}}
+
+
+@bp.get("/runs")
+def runs() -> Any:
+    """Return the scrape log as the page shows it: the newest runs and every held one, newest first."""
+    return jsonify([_run_dict(run) for run in _recent_runs()])
+
+
+@bp.post("/runs/<int:run_id>/accept")
+def accept_run(run_id: int) -> Any:
+    """Apply a run the drift guard held (404 unknown, 409 not held, accepted already or superseded)."""
+    client = g.get("api_client")
+    accepted_by = f"API-Token {client}" if client else current_user.username
+    try:
+        run, stored = accept_held_run(run_id, accepted_by)
+    except (RunNotFound, AcceptRefused) as exc:
+        if wants_json():
+            abort(404 if isinstance(exc, RunNotFound) else 409, description=str(exc))
+        flash(str(exc), "error")
+        return redirect(url_for("admin.index"))
+    if wants_json():
+        return _run_dict(run)
+    flash(f"Lauf {run.id} ({run.scraper}) übernommen: {stored.added} neu, {stored.updated} aktualisiert, "
+          f"{stored.deactivated} deaktiviert", "info")
+    return redirect(url_for("admin.index"))

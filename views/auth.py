@@ -10,21 +10,21 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, flash, jsonify, redirect, render_template, request, url_for
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
-from flask_login import LoginManager, current_user, login_user, logout_user
+from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError
 
-from models import AdminUser, db
-from views import account_cli
+from models import AdminUser
+from views import account_cli, login_limits
 from views.access import csrf, guard_request, wants_json
-from views.accounts import MIN_ENV_TOKEN_LENGTH, verify_login
+from views.accounts import FIRST_ADMIN, MIN_ENV_TOKEN_LENGTH, verify_login
 from views.errors import CSRF_FAILED
+from views.login_limits import limiter, user_and_address_key
+from views.private_files import forget_initial_password
+from views.sessions import end_session, load_admin, start_session
 
 bp = Blueprint("auth", __name__, url_prefix="/admin")
 
 login_manager = LoginManager()
-limiter = Limiter(get_remote_address)
 
 LOGIN_FAILED = "Benutzername oder Passwort falsch."
 
@@ -37,21 +37,23 @@ def _safe_next(target: Optional[str]) -> str:
 
 # -- login pages ----------------------------------------------------------------
 
-def _username_key() -> str:
-    return "login-user:" + request.form.get("username", "").strip().casefold()
-
-
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT_PER_IP"], methods=["POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT_PER_USER"], methods=["POST"], key_func=_username_key)
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT_PER_USER_AND_IP"], methods=["POST"],
+               key_func=user_and_address_key)
 def login():
     """Show the login form; log the admin in (the same answer for every failure)."""
     if request.method == "POST":
-        user = verify_login(request.form.get("username", "").strip(), request.form.get("password", ""))
+        username = request.form.get("username", "").strip()
+        login_limits.slow_down(username)
+        user = verify_login(username, request.form.get("password", ""))
         if user is None:
+            login_limits.record_failure(username)
             flash(LOGIN_FAILED, "error")
             return render_template("login.html"), 401
-        login_user(user)
+        start_session(user)
+        if user.username == FIRST_ADMIN:
+            forget_initial_password(current_app.instance_path)
         return redirect(_safe_next(request.args.get("next")))
     if current_user.is_authenticated:
         return redirect(_safe_next(request.args.get("next")))
@@ -60,7 +62,8 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    logout_user()
+    """End this admin's sessions everywhere, this cookie and its CSRF token included."""
+    end_session(current_user if current_user.is_authenticated else None)
     flash("Abgemeldet.", "info")
     return redirect(url_for("auth.login"))
 
@@ -68,8 +71,8 @@ def logout():
 # -- wiring -----------------------------------------------------------------------
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> Optional[AdminUser]:
-    return db.session.get(AdminUser, int(user_id)) if user_id.isdigit() else None
+def _load_user(login_id: str) -> Optional[AdminUser]:
+    return load_admin(login_id)
 
 
 def _csrf_failed(error: CSRFError):
@@ -96,7 +99,7 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     csrf.init_app(app)
-    limiter.init_app(app)
+    login_limits.init_app(app)
     app.before_request(guard_request)
     app.register_error_handler(CSRFError, _csrf_failed)
     app.register_error_handler(429, _too_many_requests)

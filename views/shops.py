@@ -15,6 +15,7 @@ from views.comparison import compare_shops, matches_query
 bp = Blueprint("shops", __name__)
 
 MAX_QUERY_LENGTH = 100
+MAX_SHOP_ID = 2**31 - 1  # the id column's range on PostgreSQL
 
 
 def euro_values() -> dict[str, Optional[float]]:
@@ -57,6 +58,8 @@ def index() -> str:
 @bp.get("/shop/<int:shop_id>")
 def shop(shop_id: int) -> str:
     """Show one merchant across programmes with the rate history chart."""
+    if not 1 <= shop_id <= MAX_SHOP_ID:
+        abort(400, description=f"Die Shop-Nummer muss von 1 bis {MAX_SHOP_ID} reichen.")
     wanted = db.session.get(Shop, shop_id)
     if wanted is None:
         abort(404)
