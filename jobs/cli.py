@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Optional
 from zoneinfo import ZoneInfo
 
@@ -20,6 +20,7 @@ from flask.cli import with_appcontext
 from database import utcnow
 from jobs.execution import QueueState, execute
 from jobs.identity import owner_name
+from jobs.schema import JobRecord
 from jobs.status import JobStatus
 from jobs.worker import start_threads, warm_stop
 
@@ -199,7 +200,7 @@ def _scrape_command(queue: "JobQueue") -> click.Command:
         except LookupError as error:
             names = ", ".join(kind.name for kind in queue.kinds())
             raise click.ClickException(f"{error}; bekannt: {names}") from error
-        submission = queue.submit(name, pinned=True)
+        submission = queue.submit(name, pinned=True, attempts=1)  # in the foreground: no retry later
         if submission.existing:
             raise click.ClickException(f"{name} läuft bereits (Job {submission.job_id})")
         sys.exit(_run_in_foreground(queue, submission.job_id))
@@ -215,32 +216,45 @@ def _run_in_foreground(queue: "JobQueue", job_id: str) -> int:
     if record is None:
         raise click.ClickException(f"Job {job_id} ließ sich nicht starten")
     start_threads(state, 0)  # the housekeeper: heartbeats, flushes, time limit
-    runner = threading.Thread(target=execute, args=(state, record, owner), name="foreground-job", daemon=True)
-    runner.start()
-    shown_messages, shown_bar = 0, ""
+    done = threading.Event()  # not Thread.join: a join cut short by Ctrl-C may return early later
+
+    def run() -> None:
+        try:
+            execute(state, record, owner)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="foreground-job", daemon=True).start()
+    shown = _Shown()
     try:
-        while True:
-            done = not runner.is_alive()
-            current = state.load_record(job_id)
-            for moment, text in current.messages[shown_messages:]:
-                click.echo(f"{_when(moment)}  {text}")
-            shown_messages = len(current.messages)
-            bar = _bar(current.percent)
-            if bar != shown_bar:
-                click.echo(bar)
-                shown_bar = bar
-            if done:
-                break
-            runner.join(FOREGROUND_POLL_SECONDS)
+        while not done.wait(FOREGROUND_POLL_SECONDS):
+            shown.draw(state.load_record(job_id))
     except KeyboardInterrupt:
         click.echo("Abbruch angefordert …")
         queue.cancel(job_id)
-        runner.join()
+        done.wait()
+    shown.draw(state.load_record(job_id))
     warm_stop(state, 0)
     final = state.store.get(job_id)
     status = final.status if final is not None else JobStatus.FAILED
     click.echo(f"Ergebnis: {status.value.upper()}" + (f" – {final.error}" if final and final.error else ""))
     return 0 if status is JobStatus.COMPLETED else 1
+
+
+class _Shown:
+    """What the terminal already shows of a job: print only new messages and a changed bar."""
+
+    def __init__(self) -> None:
+        self.messages, self.bar = 0, ""
+
+    def draw(self, record: JobRecord) -> None:
+        for moment, text in record.messages[self.messages:]:
+            click.echo(f"{_when(moment)}  {text}")
+        self.messages = len(record.messages)
+        bar = _bar(record.percent)
+        if bar != self.bar:
+            click.echo(bar)
+            self.bar = bar
 
 
 def _bar(percent: int) -> str:

@@ -51,15 +51,16 @@ class JobControl:
             raise UnknownKind(f"unbekannte Job-Art {name!r}") from None
 
     def submit(self, name: str, args: tuple = (), kwargs: Optional[dict] = None,
-               pinned: bool = False) -> "Submission":
+               pinned: bool = False, attempts: Optional[int] = None) -> "Submission":
         """Queue a job of the kind ``name``; while one of it is queued or running, return that one instead.
 
-        ``pinned``: only this process may run it (``flask scrape`` runs it in the foreground).
+        ``pinned``: only this process may run it (``flask scrape`` runs it in
+        the foreground); ``attempts`` overrides the kind's.
         """
         kind = self.kind(name)
         return self._enqueue(kind.func, args, kwargs, kind.name,  # type: ignore[attr-defined]
-                             kind.name if kind.one_at_a_time else None, kind.time_limit, kind.max_attempts,
-                             pinned)
+                             kind.name if kind.one_at_a_time else None, kind.time_limit,
+                             attempts or kind.max_attempts, pinned)
 
     def cancel(self, job_id: str) -> Optional[JobStatus]:
         """Cancel a job: a queued one at once, a running one at its next progress report.

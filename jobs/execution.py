@@ -275,6 +275,7 @@ def announce_finished(state: QueueState, record: JobRecord) -> None:
     if not job_finished.receivers:
         return
     try:
-        job_finished.send(state.app, job=JobSnapshot(record, state.load_record))
+        kind = state.kinds.get(record.name)
+        job_finished.send(state.app, job=JobSnapshot(record, state.load_record, kind.label if kind else None))
     except Exception:
         log.exception("a job_finished receiver failed for job %s", record.id)

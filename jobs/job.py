@@ -56,6 +56,12 @@ class JobView:
     """The seed's read-only fields of a job, read from one ``JobRecord``."""
 
     _record: JobRecord
+    _label: Optional[str] = None
+
+    @property
+    def label(self) -> str:
+        """What people call the job (a kind's German name), else its name."""
+        return self._label or self._record.name
 
     def _guard(self) -> AbstractContextManager[Any]:
         return nullcontext()
@@ -104,7 +110,10 @@ class JobView:
                 "created_at": _iso(record.created_at),
                 "started_at": _iso(record.started_at),
                 "completed_at": _iso(record.completed_at),
-                # Beyond the seed: which run this is, how many it may get, when the next one is due.
+                # Beyond the seed: which kind of job, which run this is, how many it may get,
+                # when the next one is due.
+                "name": record.name,
+                "label": self.label,
                 "attempt": record.attempts,
                 "max_attempts": record.max_attempts,
                 "retry_at": _iso(record.retry_at),
@@ -117,9 +126,11 @@ class JobView:
 class JobSnapshot(JobView):
     """A job as it was when it was read; ``refresh()`` reads it again."""
 
-    def __init__(self, record: JobRecord, reload: Callable[[str], Optional[JobRecord]]) -> None:
+    def __init__(self, record: JobRecord, reload: Callable[[str], Optional[JobRecord]],
+                 label: Optional[str] = None) -> None:
         self._record = record
         self._reload = reload
+        self._label = label
 
     owner: Optional[str] = _field("owner", "the worker holding the job's lease while it runs")
     lease_until: Optional[datetime] = _timestamp("lease_until")

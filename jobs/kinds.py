@@ -36,8 +36,12 @@ class JobKind:
 
 
 def retry_delay(attempt: int, base: float, cap: float) -> float:
-    """Exponential backoff with jitter: about base, 2·base, 4·base ... for attempts 1, 2, 3, at most ``cap``."""
-    return min(cap, base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)  # nosec B311 - jitter, not a secret
+    """Exponential backoff with jitter: base, 2·base, 4·base ... (±25 %) for attempts 1, 2, 3, at most ``cap``.
+
+    The jitter spreads retries of many jobs apart; at ±25 % each wait is still
+    longer than the one before.
+    """
+    return min(cap, base * 2 ** (attempt - 1)) * random.uniform(0.75, 1.25)  # nosec B311 - jitter, not a secret
 
 
 class JobStopped(BaseException):

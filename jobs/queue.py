@@ -115,7 +115,8 @@ class JobQueue(JobControl):
         return app.extensions[EXTENSION_KEY]
 
     def _snapshot(self, state: QueueState, record: JobRecord) -> JobSnapshot:
-        return JobSnapshot(record, state.load_record)
+        kind = state.kinds.get(record.name)
+        return JobSnapshot(record, state.load_record, kind.label if kind else None)
 
     # -- the seed's public API ------------------------------------------------------
 

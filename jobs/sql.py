@@ -32,7 +32,7 @@ def _claim_one() -> sa.Update:
         job_table.update()
         .where(job.id == _param("id"), job.status == _param("queued"))
         .values(status=_param("running"), owner=_param("owner"), lease_until=_param("lease_until"),
-                attempts=job.attempts + 1, started_at=_param("now"))
+                attempts=job.attempts + 1, started_at=_param("now"), retry_at=sa.null())
         .returning(*job_table.columns)
     )
 
@@ -53,7 +53,7 @@ def _claim_next() -> sa.Update:
         job_table.update()
         .where(job.seq == oldest)
         .values(status=_param("running"), owner=_param("owner"), lease_until=_param("lease_until"),
-                attempts=job.attempts + 1, started_at=_param("now"))
+                attempts=job.attempts + 1, started_at=_param("now"), retry_at=sa.null())
         .returning(*job_table.columns)
     )
 

@@ -36,7 +36,9 @@ def scrape_run(scraper: str, job: ScrapeJob) -> Iterator[ScrapeRun]:
     except RunHeld:
         raise
     except BaseException as exc:
-        stopped = getattr(exc, "outcome", None) if not isinstance(exc, Exception) else None
+        # A stop shows itself as its own exception, or (when a closed fetcher failed first) on the job.
+        stop = exc if not isinstance(exc, Exception) else getattr(job, "stop_reason", None)
+        stopped = getattr(stop, "outcome", None)
         if stopped is None and not isinstance(exc, Exception):
             raise  # KeyboardInterrupt and the like: the job is given back, not ended
         db.session.rollback()
@@ -44,7 +46,7 @@ def scrape_run(scraper: str, job: ScrapeJob) -> Iterator[ScrapeRun]:
         ended = db.session.get(ScrapeRun, run_id)
         ended.outcome = RUN_CANCELLED if stopped == "cancelled" else RUN_FAILED
         ended.finished_at = utcnow()
-        ended.message = str(exc) if stopped else f"{type(exc).__name__}: {exc}"
+        ended.message = str(stop) if stopped else f"{type(exc).__name__}: {exc}"
         db.session.commit()
         raise
     run.outcome = RUN_SUCCESS

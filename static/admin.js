@@ -43,6 +43,7 @@
   }
 
   function render(box, job) {
+    part(box, "job-name").textContent = job.label || job.name || "";
     var badge = part(box, "job-status");
     badge.textContent = job.status.toUpperCase();
     badge.className = "job-status badge status-" + job.status;

@@ -167,6 +167,16 @@ def admin_client(app: Flask):
     return logged_in_client(app)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path: Path) -> str:
+    """The same test on a fresh SQLite file and on the (emptied) PostgreSQL test database."""
+    if request.param == "postgresql":
+        url = pg_test_url()
+        reset_database(url)
+        return url
+    return f"sqlite:///{tmp_path / 'shared.sqlite'}"
+
+
 @pytest.fixture
 def pg_url() -> str:
     url = pg_test_url()

@@ -52,7 +52,7 @@ def counted_run(job: Job, log_path: str, seconds: float = 0.0, steps: int = 10) 
     test: a duplicate or a miss shows there whatever the queue believes.
     """
     with open(log_path, "a", encoding="utf-8") as log:
-        log.write(f"{job.id} {os.getpid()}\n")
+        log.write(f"{job.id} {os.getpid()} {time.time():.6f}\n")
     for step in range(1, steps + 1):
         time.sleep(seconds / steps)
         job.set_progress(step, steps)
@@ -66,3 +66,27 @@ def executions(log_path: str) -> list[str]:
             return [line.split()[0] for line in log if line.strip()]
     except FileNotFoundError:
         return []
+
+
+class Flaky(Exception):
+    """A failure that says it is worth another attempt (as a network error does)."""
+
+    retryable = True
+
+
+def fail_retryably(job: Job, log_path: str) -> None:
+    """Log this attempt's start, then fail in a way the retry rule accepts."""
+    counted_run(job, log_path)
+    raise Flaky(f"Verbindung abgelehnt (Versuch {job.attempts})")
+
+
+def fail_for_good(job: Job, log_path: str) -> None:
+    """Log this attempt's start, then fail as a changed format does: no retry."""
+    counted_run(job, log_path)
+    raise ValueError("unbekanntes Format")
+
+
+def execution_times(log_path: str) -> list[float]:
+    """When each execution ``counted_run`` logged started (file modification order is not enough)."""
+    with open(log_path, encoding="utf-8") as log:
+        return [float(line.split()[2]) for line in log if line.strip()]

@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 
 from conftest import ADMIN_PASSWORD, ADMIN_USER, create_admin
+from job_queue import job_queue
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 if not os.path.exists(CHROMIUM):
@@ -187,7 +188,6 @@ document.addEventListener('securitypolicyviolation', e => window.__cspViolations
 def test_hostile_scraped_text_renders_as_text_and_nothing_runs(
     make_app: Callable[..., Flask], live_server, page
 ) -> None:
-    from job_queue import job_queue
     from scrapers.rates import parse_rate
     from models import BASE
     from scrapers.store import Offer, OfferRate, store_offers
@@ -249,3 +249,36 @@ def test_csp_violations_would_be_seen(make_app: Callable[..., Flask], live_serve
     page.wait_for_function("() => window.__cspViolations.length > 0")
     assert page.evaluate("window.__ran === undefined")
     assert any("Content Security Policy" in text for text in console_errors)
+
+
+def test_two_scrapers_run_side_by_side_one_is_cancelled_and_a_double_start_is_one_job(
+    make_app: Callable[..., Flask], live_server, page
+) -> None:
+    # Slow enough to watch: the Example catalogue pages 1.5 s apart, Miles & More pages 0.15 s apart.
+    app = make_app(JOBS_AUTOSTART=True, EXAMPLE_PAGE_INTERVAL=1.5, SCRAPER_MIN_INTERVAL=0.15)
+    server = live_server(app)
+    login(page, app, server)
+    page.evaluate("window.__notReloaded = true")
+    page.get_by_role("button", name="Run Example Scraper").click()
+    page.get_by_role("button", name="Run Miles & More Scraper").click()
+    boxes = page.locator(".job-box")
+    sync_api.expect(boxes).to_have_count(2)
+    # both bars move at the same time
+    page.wait_for_function(
+        "() => { const bars = [...document.querySelectorAll('.job-box .job-bar')];"
+        " return bars.length === 2 && bars.every(bar => bar.value > 0 && bar.value < 100); }"
+    )
+    # a second click on a running scraper follows that run: still two boxes, one Example job
+    page.get_by_role("button", name="Run Example Scraper").click()
+    page.wait_for_timeout(700)
+    sync_api.expect(boxes).to_have_count(2)
+    with app.app_context():
+        assert [job.name for job in job_queue.get_all_jobs()].count("example") == 1
+
+    miles = boxes.filter(has_text="Miles & More")
+    miles.get_by_role("button", name="Abbrechen").click()
+    sync_api.expect(miles.locator(".job-status")).to_have_text("CANCELLED")
+    sync_api.expect(miles.get_by_role("button", name="Abbrechen")).to_be_hidden()
+    example = boxes.filter(has_text="Beispiel-Bonusprogramm")
+    sync_api.expect(example.locator(".job-status")).to_have_text("COMPLETED", timeout=30_000)  # it went on
+    sync_api.expect(miles.locator(".job-status")).to_have_text("CANCELLED")

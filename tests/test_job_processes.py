@@ -38,15 +38,6 @@ def wait_until(predicate: Callable[[], bool], timeout: float, every: float = 0.0
     return predicate()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path: Path) -> str:
-    if request.param == "postgresql":
-        url = pg_test_url()
-        reset_database(url)
-        return url
-    return f"sqlite:///{tmp_path / 'shared.sqlite'}"
-
-
 def process_env(url: str, **settings: object) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("JOBS_", "FLASK_"))}
     env.update({

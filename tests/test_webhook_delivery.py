@@ -18,7 +18,7 @@ from job_queue import JobSnapshot, JobStatus, job_finished, job_queue
 from jobs.schema import JobRecord
 from models import db
 from scripted_server import Reply, ScriptedServer
-from test_job_processes import database_url, wait_until, workers  # noqa: F401 (fixtures)
+from test_job_processes import wait_until, workers  # noqa: F401 (fixture)
 from test_webhook_signing import independent_verify
 from webhook_helpers import attempts_of, create_endpoint_via_page, deliveries_of, fast_webhooks
 from webhooks import dispatcher

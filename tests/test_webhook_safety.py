@@ -15,7 +15,6 @@ from database import utcnow
 from job_queue import job_queue
 from models import db
 from scripted_server import Reply, ScriptedServer
-from test_job_processes import database_url  # noqa: F401 (fixture)
 from webhook_helpers import attempts_of, create_endpoint_via_page, deliveries_of, endpoint_row, fast_webhooks
 from webhooks import dispatcher
 from webhooks.models import WebhookDelivery

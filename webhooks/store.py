@@ -69,7 +69,8 @@ def clip(text: Optional[str], length: int = ERROR_LENGTH) -> Optional[str]:
 
 
 # Read once per finished job, in the worker's thread: plain DB-API, one round trip.
-_SUBSCRIPTIONS_SQL = f"SELECT id, events FROM {_endpoints.name} WHERE enabled"
+_SUBSCRIPTIONS_SQL = "SELECT id, events FROM webhook_endpoint WHERE enabled"
+assert WebhookEndpoint.__tablename__ == "webhook_endpoint"  # the literal above names this table
 
 
 def _subscriptions(engine: Engine) -> list[tuple[int, str]]:
