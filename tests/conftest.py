@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import socket
@@ -60,11 +61,34 @@ def base_config(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
 
 
 def pg_test_url() -> str:
-    """The PostgreSQL test database as a SQLAlchemy URL, or skip the test."""
+    """The PostgreSQL test database as a SQLAlchemy URL, or skip the test.
+
+    When pytest-xdist runs the suite in several processes, each gets a
+    database of its own beside the given one (``test_gw0``, ...): the tests
+    empty their database, so two processes must never share one.
+    """
     url = os.environ.get("TEST_DATABASE_URL")
     if not url:
         pytest.skip(PG_SKIP_REASON)
-    return url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url
+    url = url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return _database_of_worker(url, worker) if worker else url
+
+
+@functools.lru_cache(maxsize=None)
+def _database_of_worker(url: str, worker: str) -> str:
+    import sqlalchemy as sa
+
+    base = sa.engine.make_url(url)
+    mine = base.set(database=f"{base.database}_{worker}")
+    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                              {"name": mine.database}).first()
+        if exists is None:
+            conn.execute(sa.text(f'CREATE DATABASE "{mine.database}"'))
+    engine.dispose()
+    return mine.render_as_string(hide_password=False)
 
 
 def reset_database(url: str) -> None:
