@@ -203,13 +203,15 @@ def create_app(
     # `flask worker` delivers too: its start checks run once, before it takes jobs.
     job_queue.add_start_check(app, lambda: webhook_dispatcher.start_automatically(app))
 
-    from views import admin, auth, outage, run_cli, schedules, security, shops, webhook_admin
+    from views import admin, auth, history, outage, run_cli, schedules, security, shops, timezone, webhook_admin
 
     security.init_app(app)
     outage.init_app(app)
     auth.init_app(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(schedules.bp)
+    app.register_blueprint(history.bp)
+    timezone.init_app(app)
     run_cli.init_app(app)
     app.register_blueprint(shops.bp)
     app.register_blueprint(webhook_admin.bp)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Optional
 
 from flask import Flask
 
 from database import utcnow
 from jobs.kinds import JobCancelled, JobKind
-from jobs.status import FINAL_STATUSES, JobStatus
+from jobs.stats import WINDOWS_DAYS, JobStatistics, job_statistics
+from jobs.status import JobStatus
 
 if TYPE_CHECKING:
     from jobs.execution import QueueState
@@ -96,5 +98,18 @@ class JobControl:
                              record.unique_key, record.time_limit, record.max_attempts)
 
 
-def is_final(status: Optional[JobStatus]) -> bool:
-    return status in FINAL_STATUSES
+    def find_jobs(self, *, name: Optional[str] = None, status: Optional[str] = None,
+                  since: Optional[datetime] = None, until: Optional[datetime] = None,
+                  before: Optional[str] = None, limit: int = 20, with_messages: bool = True) -> list:
+        """Jobs matching the history's filters, newest first (snapshots); ``before``: a job id to page from."""
+        state = self._state()
+        records = state.store.find(name=name, status=status, since=since, until=until, before=before,
+                                   limit=limit, with_messages=with_messages)
+        return [self._snapshot(state, record) for record in records]  # type: ignore[attr-defined]
+
+    def statistics(self, now: Optional[datetime] = None) -> JobStatistics:
+        """Per job name, the figures of 7, 30 and 365 days (jobs already cleared included), in two statements."""
+        now = now or utcnow()
+        runs, days = self._state().store.finished_runs(now - timedelta(days=max(WINDOWS_DAYS)))
+        return JobStatistics(job_statistics(runs, days, now), runs)
+

@@ -146,7 +146,7 @@ def _retry_later(state: QueueState, job: Job, exc: BaseException) -> bool:
                         float(state.config("JOBS_RETRY_BACKOFF_MAX")))
     retry_at = utcnow() + timedelta(seconds=delay)
     note = (f"Versuch {job.attempts} von {job.max_attempts} fehlgeschlagen: {type(exc).__name__}: {exc}; "
-            f"nächster Versuch in {delay:.0f} s")
+            f"nächster Versuch in {delay:.3g} s")
     with job.write_lock:
         progress, total, pending = job.record_retry(note, retry_at)
         try:

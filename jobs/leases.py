@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple, Optional
 
-from jobs.schema import JobRecord, Message
+from jobs.schema import RECORD_COLUMNS, JobRecord, Message
 from jobs.status import JobStatus
-from jobs.store_base import QUEUED, RUNNING, StoreBase, to_json, record_from_row
+from jobs.store_base import QUEUED, RUNNING, StoreBase, message_from_row, record_from_row, to_json
 
 
 class Heartbeat(NamedTuple):
@@ -39,12 +39,30 @@ class LeasedWrites(StoreBase):
         with self._transaction(single=True) as cursor:
             row = self._run(cursor, "claim_one", id=job_id, queued=QUEUED,
                             **self._lease_params(owner, lease_seconds)).fetchone()
-        return record_from_row(row) if row is not None else None
+        return self._claimed(row)
 
     def _claim_in(self, cursor: Any, owner: str, process_token: str, lease_seconds: float) -> Optional[JobRecord]:
         row = self._run(cursor, "claim", queued=QUEUED, token=process_token,
                         **self._lease_params(owner, lease_seconds)).fetchone()
-        return record_from_row(row) if row is not None else None
+        return self._claimed(row, cursor)
+
+    def _claimed(self, row: Any, cursor: Any = None) -> Optional[JobRecord]:
+        """A claimed row (job columns, then whether it has messages) as a record with its earlier messages.
+
+        Its messages from earlier attempts come along, so that the copy this
+        process runs answers ``job_status`` with the whole log; a new job has
+        none, and costs no read.
+        """
+        if row is None:
+            return None
+        record = record_from_row(row[:len(RECORD_COLUMNS)])
+        if row[len(RECORD_COLUMNS)]:
+            if cursor is None:
+                with self._transaction(write=False, single=True) as own:
+                    return self._claimed(row, own)
+            record.messages = [message_from_row(ts, text) for ts, text in
+                               self._run(cursor, "messages_of_one", id=record.id).fetchall()]
+        return record
 
     def heartbeat(self, job_id: str, owner: str, lease_seconds: float, progress: int, total_steps: int,
                   messages: list[Message]) -> Heartbeat:
@@ -79,7 +97,7 @@ class LeasedWrites(StoreBase):
                                 **self._final_params(job_id, final),
                                 **self._lease_params(owner, lease_seconds)).fetchone()
             finished, claimed = row[0] == 1, row[1:]
-            return finished, (record_from_row(claimed) if claimed[0] is not None else None)
+            return finished, (self._claimed(claimed) if claimed[0] is not None else None)
         with self._transaction() as cursor:
             finished = self._finish_in(cursor, job_id, owner, **final)
             return finished, self._claim_in(cursor, owner, token, lease_seconds)

@@ -15,7 +15,8 @@ from database import utcnow
 from jobs.identity import host_prefix, is_dead_local_owner
 from jobs.schema import RECORD_COLUMNS, job_table
 from jobs.status import JobStatus
-from jobs.store_base import StoreBase, to_json
+from jobs.stats import Day, fold
+from jobs.store_base import StoreBase, daily_from_row, run_from_row, to_json
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,9 @@ class StoreMaintenance(StoreBase):
         removed = 0
         while True:
             with self._transaction() as cursor:
+                # Fold the batch into its days first: statistics outlive the jobs (jobs/stats.py).
+                runs = [run_from_row(row) for row in self._run(cursor, "old_finished_batch", **params).fetchall()]
+                self._add_to_days(cursor, fold(runs))
                 self._run(cursor, "delete_old_messages", **params)
                 deleted = self._run(cursor, "delete_old_jobs", **params).rowcount
             removed += deleted
@@ -91,6 +95,18 @@ class StoreMaintenance(StoreBase):
         if removed:
             self.checkpoint()
         return removed
+
+    def _add_to_days(self, cursor: Any, days: dict) -> None:
+        for (day, name), figures in days.items():
+            row = self._run(cursor, "daily_one", day=self._day(day), name=name).fetchone()
+            if row is not None:
+                _, _, completed, failed, cancelled, durations, totals, last = daily_from_row(row)
+                figures = Day(completed, failed, cancelled, durations, totals, last).merge(figures)
+            values = {"day": self._day(day), "name": name, "completed": figures.completed,
+                      "failed": figures.failed, "cancelled": figures.cancelled,
+                      "durations_json": to_json(figures.durations), "totals_json": to_json(figures.totals),
+                      "last_success_at": self._time(figures.last_success_at)}
+            self._run(cursor, "daily_update" if row is not None else "daily_insert", **values)
 
     def checkpoint(self) -> None:
         """SQLite: move the write-ahead log into the database and cut the log file back."""

@@ -175,7 +175,8 @@ class JobQueue(JobControl):
             state.local_calls.pop(record.id, None)
             return Submission(existing[0], existing[1], existing=True)
         state.wake_workers()
-        if state.config("JOBS_AUTOSTART") and state.config("JOBS_RUN_IN_WEB"):
+        # A pinned job is run by its caller (flask scrape): starting workers here would race it.
+        if state.config("JOBS_AUTOSTART") and state.config("JOBS_RUN_IN_WEB") and not pinned:
             self._start(state)
         return Submission(record.id, JobStatus.QUEUED, existing=False)
 

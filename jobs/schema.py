@@ -63,6 +63,21 @@ schedule_table = sa.Table(
     sa.Column("updated_at", sa.DateTime, nullable=False),
 )
 
+# Finished jobs folded into one row per day and job name before clear_old_jobs removes them,
+# so statistics outlive the jobs. Durations are kept one by one (a few runs a day): medians stay exact.
+daily_stats_table = sa.Table(
+    "job_daily_stats",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("completed", sa.Integer, nullable=False, default=0),
+    sa.Column("failed", sa.Integer, nullable=False, default=0),
+    sa.Column("cancelled", sa.Integer, nullable=False, default=0),
+    sa.Column("durations_json", sa.Text, nullable=False),  # seconds of each run, JSON list
+    sa.Column("totals_json", sa.Text, nullable=False),  # sums of the numeric result keys, JSON object
+    sa.Column("last_success_at", sa.DateTime),
+)
+
 message_table = sa.Table(
     "job_message",
     metadata,

@@ -18,12 +18,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from jobs.schema import job_table, message_table
+from jobs.schema import daily_stats_table, job_table, message_table
 
 NOTIFY_CHANNEL = "job_queue"
 
-job, message = job_table.c, message_table.c
+job, message, daily = job_table.c, message_table.c, daily_stats_table.c
 _param = sa.bindparam
+
+
+def _has_messages() -> sa.ColumnElement[bool]:
+    """Whether a claimed job has messages already (an earlier attempt's): only then are they read."""
+    return sa.exists().where(message.job_id == job.id).label("has_messages")
 
 
 def _claim_one() -> sa.Update:
@@ -33,7 +38,7 @@ def _claim_one() -> sa.Update:
         .where(job.id == _param("id"), job.status == _param("queued"))
         .values(status=_param("running"), owner=_param("owner"), lease_until=_param("lease_until"),
                 attempts=job.attempts + 1, started_at=_param("now"), retry_at=sa.null())
-        .returning(*job_table.columns)
+        .returning(*job_table.columns, _has_messages())
     )
 
 
@@ -54,7 +59,7 @@ def _claim_next() -> sa.Update:
         .where(job.seq == oldest)
         .values(status=_param("running"), owner=_param("owner"), lease_until=_param("lease_until"),
                 attempts=job.attempts + 1, started_at=_param("now"), retry_at=sa.null())
-        .returning(*job_table.columns)
+        .returning(*job_table.columns, _has_messages())
     )
 
 
@@ -80,6 +85,28 @@ def _finished_before_cutoff() -> sa.ColumnElement[bool]:
 
 def _oldest_finished(column: sa.ColumnElement) -> sa.Select:
     return sa.select(column).where(_finished_before_cutoff()).order_by(job.seq).limit(_param("batch"))
+
+
+def _optional(name: str, type_: sa.types.TypeEngine, column: sa.ColumnElement, compare: str) -> sa.ColumnElement:
+    """``:name IS NULL OR column <compare> :name``: a filter that a NULL parameter switches off."""
+    value = _param(name, type_=type_)
+    return sa.or_(value.is_(None), column.operate(getattr(sa.sql.operators, compare), value))
+
+
+def _history_filter() -> sa.ColumnElement[bool]:
+    """The filters of the job history and of GET /admin/jobs; every one optional."""
+    before = sa.select(job.seq).where(job.id == _param("before", type_=sa.String)).scalar_subquery()
+    return sa.and_(
+        _optional("name", sa.String(), job.name, "eq"),
+        _optional("status", sa.String(), job.status, "eq"),
+        _optional("since", sa.DateTime(), job.created_at, "ge"),
+        _optional("until", sa.DateTime(), job.created_at, "lt"),
+        sa.or_(_param("before", type_=sa.String).is_(None), job.seq < before),
+    )
+
+
+def _filtered_ids() -> sa.Select:
+    return sa.select(job.id).where(_history_filter()).order_by(job.seq.desc()).limit(_param("limit"))
 
 
 def _insert() -> sa.Insert:
@@ -160,6 +187,30 @@ def _statements() -> dict[str, sa.Executable]:
         .where(message.job_id.in_(sa.select(job.id).order_by(job.seq.desc()).limit(_param("limit"))))
         .order_by(message.seq),
         "select_status": sa.select(job.status).where(job.id == _param("id")),
+        "messages_of_one": sa.select(message.timestamp, message.message)
+        .where(message.job_id == _param("id")).order_by(message.seq),
+        "select_filtered": sa.select(*job_table.columns).where(_history_filter())
+        .order_by(job.seq.desc()).limit(_param("limit")),
+        "messages_of_filtered": sa.select(message.job_id, message.timestamp, message.message)
+        .where(message.job_id.in_(_filtered_ids())).order_by(message.seq),
+        # Statistics: finished runs since a moment, and the days already folded up.
+        "finished_since": sa.select(job.name, job.status, job.started_at, job.completed_at, job.result_json)
+        .where(job.status.in_([_param("completed"), _param("failed"), _param("cancelled")]),
+               job.completed_at >= _param("since")),
+        "daily_since": sa.select(*daily_stats_table.columns).where(daily.day >= _param("since_day")),
+        "daily_one": sa.select(*daily_stats_table.columns)
+        .where(daily.day == _param("day"), daily.name == _param("name")),
+        "daily_insert": daily_stats_table.insert().inline().values(
+            day=_param("day"), name=_param("name"), completed=_param("completed"), failed=_param("failed"),
+            cancelled=_param("cancelled"), durations_json=_param("durations_json"),
+            totals_json=_param("totals_json"), last_success_at=_param("last_success_at")),
+        "daily_update": daily_stats_table.update()
+        .where(daily.day == _param("day"), daily.name == _param("name")).values(
+            completed=_param("completed"), failed=_param("failed"), cancelled=_param("cancelled"),
+            durations_json=_param("durations_json"), totals_json=_param("totals_json"),
+            last_success_at=_param("last_success_at")),
+        "old_finished_batch": sa.select(job.name, job.status, job.started_at, job.completed_at, job.result_json)
+        .where(job.seq.in_(_oldest_finished(job.seq))),
         "count_status": sa.select(sa.func.count()).select_from(job_table).where(job.status == _param("status")),
         "insert_message": message_table.insert().inline().values(
             job_id=_param("job_id"), timestamp=_param("timestamp"), message=_param("message")),

@@ -8,6 +8,7 @@ for any job. The statements live in ``jobs/sql.py``; the worker's writes in
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime
 from typing import Optional
 
 from jobs.leases import LeasedWrites
@@ -15,7 +16,7 @@ from jobs.maintenance import StoreMaintenance
 from jobs.schema import RECORD_COLUMNS, JobRecord, Message
 from jobs.sql import NOTIFY_CHANNEL
 from jobs.status import JobStatus
-from jobs.store_base import QUEUED, message_from_row, record_from_row
+from jobs.store_base import QUEUED, daily_from_row, message_from_row, record_from_row, run_from_row
 
 NO_LIMIT = 2**62  # a LIMIT bigger than any table: "all rows"
 INSERT_ATTEMPTS = 5
@@ -28,6 +29,14 @@ def _unique_violations() -> tuple[type[Exception], ...]:
 
 
 UNIQUE_VIOLATIONS = _unique_violations()
+
+
+def _with_messages(records: list[JobRecord], messages: list[tuple]) -> list[JobRecord]:
+    by_id = {record.id: record for record in records}
+    for job_id, timestamp, text in messages:
+        if job_id in by_id:
+            by_id[job_id].messages.append(message_from_row(timestamp, text))
+    return records
 
 
 class JobStore(LeasedWrites, StoreMaintenance):
@@ -105,12 +114,28 @@ class JobStore(LeasedWrites, StoreMaintenance):
         with self._transaction(write=False) as cursor:
             rows = self._run(cursor, "select_newest", limit=limit).fetchall()
             messages = self._run(cursor, "messages_of_newest", limit=limit).fetchall()
-        records = [record_from_row(row) for row in rows]
-        by_id = {record.id: record for record in records}
-        for job_id, timestamp, text in messages:
-            if job_id in by_id:
-                by_id[job_id].messages.append(message_from_row(timestamp, text))
-        return records
+        return _with_messages([record_from_row(row) for row in rows], messages)
+
+    def find(self, *, name: Optional[str] = None, status: Optional[str] = None,
+             since: Optional[datetime] = None, until: Optional[datetime] = None, before: Optional[str] = None,
+             limit: int = 20, with_messages: bool = True) -> list[JobRecord]:
+        """Jobs matching the history's filters, newest first; ``before`` is the job id a page ends at."""
+        params = {"name": name, "status": status, "since": self._time(since), "until": self._time(until),
+                  "before": before, "limit": limit}
+        with self._transaction(write=False) as cursor:
+            rows = self._run(cursor, "select_filtered", **params).fetchall()
+            messages = self._run(cursor, "messages_of_filtered", **params).fetchall() if with_messages else []
+        return _with_messages([record_from_row(row) for row in rows], messages)
+
+    def finished_runs(self, since: datetime) -> tuple[list[tuple], list[tuple]]:
+        """For statistics: (name, status, started, completed, result) of each run finished since ``since``,
+        and the rows of the days that ``clear_old_jobs`` has already folded up."""
+        final = {"completed": JobStatus.COMPLETED.value, "failed": JobStatus.FAILED.value,
+                 "cancelled": JobStatus.CANCELLED.value}
+        with self._transaction(write=False) as cursor:
+            runs = self._run(cursor, "finished_since", since=self._time(since), **final).fetchall()
+            days = self._run(cursor, "daily_since", since_day=self._day(since.date())).fetchall()
+        return [run_from_row(row) for row in runs], [daily_from_row(row) for row in days]
 
     def count(self, status: JobStatus) -> int:
         with self._transaction(write=False, single=True) as cursor:

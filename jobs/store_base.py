@@ -8,7 +8,7 @@ use it: ``LeasedWrites`` (``jobs/leases.py``, what a worker writes) and
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Iterable, Optional
 
 from sqlalchemy.engine import Engine
@@ -37,6 +37,24 @@ def record_from_row(row: Any) -> JobRecord:
     return JobRecord(result=json.loads(result_json) if result_json else None, **data)
 
 
+def _datetime(value: Any) -> Optional[datetime]:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def run_from_row(row: Any) -> tuple:
+    """(name, status, started_at, completed_at, result) of a finished run."""
+    name, status, started, completed, result_json = row
+    return (name, JobStatus(status), _datetime(started), _datetime(completed),
+            json.loads(result_json) if result_json else None)
+
+
+def daily_from_row(row: Any) -> tuple:
+    """(day, name, completed, failed, cancelled, durations, totals, last_success_at) of a folded day."""
+    day, name, completed, failed, cancelled, durations_json, totals_json, last_success = row
+    return (date.fromisoformat(day) if isinstance(day, str) else day, name, completed, failed, cancelled,
+            json.loads(durations_json), json.loads(totals_json), _datetime(last_success))
+
+
 def message_from_row(timestamp: Any, text: str) -> Message:
     return (datetime.fromisoformat(timestamp) if isinstance(timestamp, str) else timestamp, text)
 
@@ -56,6 +74,9 @@ class StoreBase:
         if moment is None or self.is_postgresql:
             return moment
         return moment.isoformat(sep=" ", timespec="microseconds")
+
+    def _day(self, day: date) -> Any:
+        return day if self.is_postgresql else day.isoformat()
 
     def _run(self, cursor: Any, statement_name: str, /, **values: Any) -> Any:
         statement = self._statements[statement_name]

@@ -80,7 +80,7 @@ def parse_catalogue_page(html: str | bytes, page_url: str) -> CataloguePage:
 
 
 def scrape_example(job: ScrapeJob) -> dict[str, int]:
-    """Scrape the example catalogue; return ``{"added": n, "updated": m}``."""
+    """Scrape the example catalogue; return the counts every scraper returns (added, updated, ...)."""
     config = current_app.config
     job.add_message("Starte Example-Scraper...")
     job.set_progress(0, 100)
@@ -104,5 +104,5 @@ def scrape_example(job: ScrapeJob) -> dict[str, int]:
             page_url = page.next_url if page.next_url not in visited else None
         complete = page_url is None and page.number == page.total_pages
         result = store_and_report(job, run, offers, complete, source.is_sample)
-    # The Example's contract (the seed's) is just these two counts.
-    return {"added": result["added"], "updated": result["updated"]}
+    # Every scraper's result has the same keys: the seed's two counts, then deactivated and unparsed_rates.
+    return result

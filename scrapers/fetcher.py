@@ -227,8 +227,11 @@ class Fetcher:
                 f"Zeitüberschreitung bei {target.host}: das Zeitbudget von {self.settings.total_timeout:g} s "
                 f"reicht nicht für eine weitere Anfrage nach {exc.wait:.3g} s Wartezeit", transient=True,
             ) from exc
-        if wait_for > 0 and self._closed.wait(wait_for):
-            raise FetchError(f"Abruf von {target.url} abgebrochen: der Fetcher wurde geschlossen")
+        start = time.monotonic() + wait_for
+        # A timed wait may end a fraction of a millisecond early: wait again until the slot is due.
+        while (remaining := start - time.monotonic()) > 0:
+            if self._closed.wait(remaining):
+                raise FetchError(f"Abruf von {target.url} abgebrochen: der Fetcher wurde geschlossen")
         if self._closed.is_set():
             raise FetchError(f"Abruf von {target.url} abgebrochen: der Fetcher wurde geschlossen")
 
@@ -246,6 +249,7 @@ class Fetcher:
             if attempt:
                 self._wait_for_slot(gate, target, budget, pause)
             log.debug("GET %s", target.url)
+            gate.started(time.monotonic())  # the gap to the next request counts from the real start
             try:
                 response = self._session.get(
                     target.url, stream=True, allow_redirects=False,

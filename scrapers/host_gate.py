@@ -50,6 +50,15 @@ class HostGate:
             self.next_start = start + self.interval
             return start - now
 
+    def started(self, moment: float) -> None:
+        """A request started at ``moment``: the next may start no earlier than the interval after it.
+
+        A request that got under way late (a busy machine, a slow thread) must
+        not shorten the gap to the next one below the interval.
+        """
+        with self.lock:
+            self.next_start = max(self.next_start, moment + self.interval)
+
     def widen_interval(self, seconds: float) -> None:
         """Raise the interval (robots.txt ``Crawl-delay``); the slot already booked moves too."""
         with self.lock:

@@ -11,7 +11,7 @@
 
   var boxes = document.getElementById("job-boxes");
   var template = document.getElementById("job-box-template");
-  var runError = document.getElementById("run-error");
+  var runError = document.getElementById("run-error"); // only on the console, not on a job's page
   var followed = {}; // job id -> {box, final}
 
   function csrfToken() {
@@ -76,6 +76,8 @@
       box = template.content.firstElementChild.cloneNode(true);
       box.dataset.jobId = jobId;
       part(box, "job-id").textContent = jobId;
+      var link = part(box, "job-link");
+      link.href = link.getAttribute("href").replace("__JOB_ID__", encodeURIComponent(jobId));
       var form = part(box, "cancel-form");
       form.action = form.getAttribute("action").replace("__JOB_ID__", encodeURIComponent(jobId));
       boxes.appendChild(box);
@@ -87,9 +89,9 @@
     return box;
   }
 
-  function follow(jobId) {
+  function follow(jobId, startedHere) {
     if (followed[jobId] && !followed[jobId].final) return; // already polled
-    followed[jobId] = { box: boxFor(jobId), final: false };
+    followed[jobId] = { box: boxFor(jobId), final: false, seenRunning: !!startedHere };
     poll(jobId);
   }
 
@@ -109,12 +111,14 @@
       .then(function (job) {
         render(entry.box, job);
         if (!FINAL[job.status]) {
+          entry.seenRunning = true;
           window.setTimeout(function () { poll(jobId); }, POLL_MS);
           return;
         }
         entry.final = true;
-        // The seed reloads after a completed run; with others still running, their boxes stay live.
-        if (job.status === "completed" && !othersActive(jobId)) {
+        // The seed reloads after a run completed while watched; with others still running, their
+        // boxes stay live. A job that had ended before the page was opened never reloads it.
+        if (job.status === "completed" && entry.seenRunning && !othersActive(jobId)) {
           window.setTimeout(function () { window.location.reload(); }, RELOAD_MS);
         }
       })
@@ -145,7 +149,7 @@
     event.preventDefault();
     runError.hidden = true;
     post(event.currentTarget.action)
-      .then(function (body) { follow(body.job_id); })
+      .then(function (body) { follow(body.job_id, true); })
       .catch(function (error) {
         runError.textContent = "Start fehlgeschlagen: " + error.message;
         runError.hidden = false;

@@ -28,7 +28,7 @@ def test_run_scraper_answers_202_with_a_queued_job(app: Flask, client) -> None:
         assert job_queue.run_pending() == 1
     done = client.get(f"/admin/job_status/{job_id}").json
     assert done["status"] == "completed"
-    assert done["result"] == {"added": 24, "updated": 0}
+    assert done["result"] == {"added": 24, "updated": 0, "deactivated": 0, "unparsed_rates": 1}
     assert done["progress_percent"] == 100
     assert any("Seite 4 von 4" in entry["message"] for entry in done["messages"])
 

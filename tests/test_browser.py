@@ -282,3 +282,35 @@ def test_two_scrapers_run_side_by_side_one_is_cancelled_and_a_double_start_is_on
     example = boxes.filter(has_text="Beispiel-Bonusprogramm")
     sync_api.expect(example.locator(".job-status")).to_have_text("COMPLETED", timeout=30_000)  # it went on
     sync_api.expect(miles.locator(".job-status")).to_have_text("CANCELLED")
+
+
+def test_a_finished_run_stays_linked_its_page_has_the_whole_log_and_stats_chart_it(
+    make_app: Callable[..., Flask], live_server, page
+) -> None:
+    app = make_app(JOBS_AUTOSTART=True, EXAMPLE_PAGE_INTERVAL=0.3)
+    server = live_server(app)
+    login(page, app, server)
+    page.evaluate("window.__notReloaded = true")
+    page.get_by_role("button", name="Run Example Scraper").click()
+    box = page.locator(".job-box")
+    sync_api.expect(box.locator(".job-status")).to_have_text("COMPLETED")
+    job_id = box.locator(".job-id").inner_text()
+    page.wait_for_function("() => window.__notReloaded === undefined", timeout=6000)  # the console reloaded
+
+    link = page.locator(f'#recent-jobs a[href$="/admin/jobs/{job_id}"]')  # still there, as a link
+    sync_api.expect(link).to_be_visible()
+    link.click()
+    page.wait_for_url(f"{server.url}/admin/jobs/{job_id}")
+    messages = page.locator(".job-box .job-messages li")
+    sync_api.expect(messages.first).to_contain_text("Starte Example-Scraper")
+    sync_api.expect(messages.last).to_contain_text("Fertig: 24 neu")
+    with app.app_context():
+        assert messages.count() == len(job_queue.get_job(job_id).messages)  # the whole log
+    page.wait_for_timeout(2500)
+    assert page.url == f"{server.url}/admin/jobs/{job_id}"  # a finished job's page does not reload
+
+    page.goto(f"{server.url}/admin/stats")
+    bars = page.locator("#runs-example rect.run-bar")
+    sync_api.expect(bars).to_have_count(1)
+    sync_api.expect(bars.first.locator("title")).to_contain_text("erfolgreich")
+    sync_api.expect(page.locator("#stats-example tbody tr").first).to_contain_text("100 %")

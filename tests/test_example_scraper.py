@@ -51,9 +51,9 @@ def test_parse_catalogue_page_fails_clearly_on_an_unknown_shape(html: str) -> No
 def test_first_run_adds_and_second_run_changes_nothing(app: Flask) -> None:
     first = run_example(app)
     assert first["status"] == "completed"
-    assert first["result"] == {"added": 24, "updated": 0}
+    assert first["result"] == {"added": 24, "updated": 0, "deactivated": 0, "unparsed_rates": 1}
     second = run_example(app)
-    assert second["result"] == {"added": 0, "updated": 0}
+    assert second["result"] == {"added": 0, "updated": 0, "deactivated": 0, "unparsed_rates": 1}
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count(Shop.id))) == 24
         assert db.session.scalar(sa.select(sa.func.count(Rate.id))) == 24
@@ -104,7 +104,7 @@ def test_a_page_in_an_unknown_format_fails_the_job(make_app) -> None:
 
 
 def test_example_scraper_writes_to_postgresql(pg_app: Flask) -> None:
-    assert run_example(pg_app)["result"] == {"added": 24, "updated": 0}
-    assert run_example(pg_app)["result"] == {"added": 0, "updated": 0}
+    assert run_example(pg_app)["result"] == {"added": 24, "updated": 0, "deactivated": 0, "unparsed_rates": 1}
+    assert run_example(pg_app)["result"] == {"added": 0, "updated": 0, "deactivated": 0, "unparsed_rates": 1}
     with pg_app.app_context():
         assert db.session.scalar(sa.select(sa.func.count(Shop.id))) == 24

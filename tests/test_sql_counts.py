@@ -132,3 +132,21 @@ def test_the_admin_page_with_held_runs_keeps_its_count(make_app: Callable[..., F
     page = []
     assert statement_log.count(lambda: page.append(client.get("/admin").get_data(as_text=True))) == before <= 5
     assert page[0].count('class="outcome-held"') == 2
+
+
+def test_the_statistics_page_runs_as_many_statements_for_1000_jobs_as_for_10(
+    make_app: Callable[..., Flask], statement_log: StatementLog, tmp_path_factory
+) -> None:
+    counts = []
+    for jobs in (10, 1000):
+        app = make_app(DATABASE_URL=f"sqlite:///{tmp_path_factory.mktemp('stats')}/jobs.sqlite")
+        with app.app_context():
+            for index in range(jobs):
+                job_queue.enqueue(lambda job, i=index: {"added": i, "updated": 0}, name="example")
+            job_queue.run_pending()
+        client = logged_in_client(app)
+        page = statement_log.count(lambda: client.get("/admin/stats", headers={"Accept": "text/html"}))
+        api = statement_log.count(lambda: client.get("/admin/stats", headers={"Accept": "application/json"}))
+        counts.append((page, api))
+    assert counts[0] == counts[1], counts
+    assert counts[1][0] <= 4, statement_log.statements  # the admin, the runs, the folded days, the shop counts

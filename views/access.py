@@ -93,7 +93,7 @@ def check_csrf() -> None:
 
 # Blueprints whose before_request calls require_admin, which checks CSRF after authenticating:
 # an anonymous request learns 401 (or the login page), and a bearer token is exempt.
-SELF_GUARDED_BLUEPRINTS = frozenset({"admin", "schedules", "webhooks"})
+SELF_GUARDED_BLUEPRINTS = frozenset({"admin", "schedules", "webhooks", "history"})
 
 
 def guard_request() -> None:

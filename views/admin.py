@@ -23,6 +23,8 @@ from scrapers.registry import SCRAPERS, ScraperSpec
 from scrapers.sources import offline_mode
 from views.access import require_admin, wants_json
 from views.errors import json_error, quoted
+from views.job_filters import FilterError, has_filters, parse_filters
+from views.timezone import site_zone
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -141,8 +143,14 @@ def cancel_job(job_id: str) -> Any:
 
 @bp.get("/jobs")
 def jobs() -> Any:
-    """Return the newest 20 jobs, newest first."""
-    return jsonify([job.to_dict() for job in job_queue.get_all_jobs(limit=RECENT_JOBS)])
+    """Return the newest 20 jobs, newest first; or those matching the history's filters (``views/job_filters.py``)."""
+    if not has_filters(request.args):
+        return jsonify([job.to_dict() for job in job_queue.get_all_jobs(limit=RECENT_JOBS)])
+    try:
+        filters = parse_filters(request.args, {kind.name for kind in job_queue.kinds()}, site_zone())
+    except FilterError as error:
+        abort(400, description=str(error))
+    return jsonify([job.to_dict() for job in job_queue.find_jobs(**vars(filters))])
 
 
 def _max_age_hours() -> float:
