@@ -21,6 +21,7 @@ from flask import Flask
 
 from database import OutageLog, is_database_unavailable, outage_log, utcnow
 from jobs.callables import load_callable
+from jobs.cpu_pool import CpuPool
 from jobs.job import Job, JobSnapshot
 from jobs.kinds import JobCancelled, JobKind, JobStopped, JobTimedOut, retry_delay
 from jobs.schedules import Schedules
@@ -53,6 +54,7 @@ class QueueState:
     kinds: dict[str, JobKind] = field(default_factory=dict)  # name -> the app's named kinds of jobs
     schedules: Optional[Schedules] = None
     submit: Optional[Callable[[str], Any]] = None  # JobQueue.submit, for due schedules
+    cpu_pool: CpuPool = field(default_factory=lambda: CpuPool(0))  # jobs' CPU-heavy steps (parsing)
     # shared:
     workers: list[threading.Thread] = field(default_factory=list)
     housekeeper: Optional[threading.Thread] = None
@@ -96,7 +98,7 @@ def _call_of(state: QueueState, record: JobRecord) -> tuple[Callable[..., Any], 
 
 def execute(state: QueueState, record: JobRecord, owner: str, claim_next: bool = False) -> Optional[JobRecord]:
     """Run one claimed job; return the next job claimed together with its finish, if asked to."""
-    job = Job.claimed(record, owner)
+    job = Job.claimed(record, owner, state.cpu_pool)
     state.running[record.id] = job  # the housekeeper heartbeats it from now on
     with state.condition:
         claim = (state.token, state.config("JOBS_LEASE_SECONDS")) if claim_next and not state.stopping else None

@@ -18,10 +18,12 @@ import time
 import traceback as tracebacks
 import uuid
 from contextlib import AbstractContextManager, nullcontext
+from concurrent.futures import Future
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
 from database import utcnow
+from jobs.cpu_pool import CpuPool
 from jobs.kinds import JobStopped
 from jobs.schema import JobRecord, Message
 from jobs.status import JobStatus
@@ -158,11 +160,12 @@ class Job(JobView):
         self.func, self.args, self.kwargs = func, tuple(args), dict(kwargs or {})
 
     @classmethod
-    def claimed(cls, record: JobRecord, owner: str) -> "Job":
-        """The handle of a job this process's worker ``owner`` has claimed."""
+    def claimed(cls, record: JobRecord, owner: str, pool: Optional[CpuPool] = None) -> "Job":
+        """The handle of a job this process's worker ``owner`` has claimed (``pool``: the queue's)."""
         job = cls.__new__(cls)
         job._setup(record)
         job.owner = owner
+        job._pool = pool or job._pool
         return job
 
     def _setup(self, record: JobRecord) -> None:
@@ -178,6 +181,8 @@ class Job(JobView):
         self.settled = False  # the outcome is stored
         self.stop_reason: Optional[JobStopped] = None  # set when the job must stop (cancel, time limit)
         self._on_stop: list[Callable[[], None]] = []
+        self._waiting: set[threading.Event] = set()  # waits in wait_for, woken by a stop
+        self._pool = CpuPool(0)  # detached jobs run their steps inline
         self.last_write = time.monotonic()  # the claim renewed the lease
 
     def _guard(self) -> AbstractContextManager[Any]:
@@ -192,6 +197,35 @@ class Job(JobView):
                 self._on_stop.append(callback)
                 return
         callback()
+
+    def offload(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """Start ``fn(*args)`` in the queue's process pool (CPU work off this process's interpreter lock).
+
+        ``fn`` must be importable, its arguments and result plain data. The
+        answer is a future; ``wait_for`` collects it. Without a pool
+        (``SCRAPER_PARSE_PROCESSES=0``, a detached job) it runs right here.
+        """
+        self._raise_if_stopped()
+        return self._pool.submit(fn, *args)
+
+    def wait_for(self, future: Future) -> Any:
+        """Wait for an offloaded step; a stop (cancel, time limit) ends the wait at once.
+
+        Raises the step's own exception, ``PoolCrashed`` when its process
+        died, or ``JobCancelled``/``JobTimedOut`` when the job must stop.
+        """
+        woken = threading.Event()
+        with self._lock:
+            self._waiting.add(woken)
+        future.add_done_callback(lambda _done: woken.set())
+        try:
+            if self.stop_reason is None:
+                woken.wait()
+        finally:
+            with self._lock:
+                self._waiting.discard(woken)
+        self._raise_if_stopped()
+        return self._pool.result(future)
 
     def _raise_if_stopped(self) -> None:
         if self.stop_reason is not None:
@@ -233,6 +267,9 @@ class Job(JobView):
             if self.stop_reason is not None:
                 return
             self.stop_reason, callbacks, self._on_stop = reason, self._on_stop, []
+            waiting = list(self._waiting)
+        for woken in waiting:
+            woken.set()
         for callback in callbacks:
             try:
                 callback()

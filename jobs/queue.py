@@ -23,6 +23,7 @@ from flask import Flask, current_app, has_app_context
 
 from database import create_missing_tables, is_database_unavailable, utcnow
 from jobs.callables import resolve_job_function
+from jobs.cpu_pool import CpuPool
 from jobs.control import JobControl
 from jobs.execution import QueueState, execute
 from jobs.identity import owner_name, process_token
@@ -52,6 +53,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "JOBS_RETRY_BACKOFF_MAX": 3600.0,  # the longest wait between two attempts
     "JOBS_SCHEDULE_INTERVAL": 20.0,  # how often a process looks for due schedules (seconds)
     "SCHEDULE_TIMEZONE": "Europe/Berlin",  # cron expressions are read in this zone
+    # Processes that parse scraped pages off the web process's interpreter lock (jobs/cpu_pool.py);
+    # 0: parse in the job's own thread.
+    "SCRAPER_PARSE_PROCESSES": 2,
 }
 
 ENQUEUE_FIRST_BACKOFF, ENQUEUE_MAX_BACKOFF = 0.05, 0.5
@@ -95,6 +99,7 @@ class JobQueue(JobControl):
             token=process_token(),
             schedules=Schedules(engine, app.config["SCHEDULE_TIMEZONE"]),
             submit=self.submit,
+            cpu_pool=CpuPool(int(app.config["SCRAPER_PARSE_PROCESSES"])),
         )
         from jobs.cli import init_cli
 

@@ -59,17 +59,20 @@ def stop_threads(state: QueueState, timeout: Optional[float]) -> bool:
     """Ask every thread to stop after its running job; return whether all have exited in time."""
     with state.condition:
         threads = [t for t in state.workers + [state.housekeeper, state.listener] if t is not None]
-        if not threads:
-            return True
-        state.stopping = True
-        state.give_up_at = None if timeout is None else time.monotonic() + timeout
-        state.condition.notify_all()
-    state.stop_requested.set()
-    state.housekeeper_alarm.set()
-    deadline = state.give_up_at
-    for thread in threads:
-        thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-    return not any(thread.is_alive() for thread in threads)
+        if threads:
+            state.stopping = True
+            state.give_up_at = None if timeout is None else time.monotonic() + timeout
+            state.condition.notify_all()
+    if threads:
+        state.stop_requested.set()
+        state.housekeeper_alarm.set()
+        deadline = state.give_up_at
+        for thread in threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    stopped = not any(thread.is_alive() for thread in threads)
+    if stopped:  # no job is left waiting for the pool (run_pending() may have started it too)
+        state.cpu_pool.shutdown()  # the next job starts it again
+    return stopped
 
 
 def warm_stop(state: QueueState, grace: float) -> bool:

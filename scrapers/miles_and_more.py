@@ -15,17 +15,21 @@ from flask import current_app
 from scrapers.errors import ScrapeError
 from scrapers.fetcher import Fetcher, FetchError, FetchSettings
 from scrapers.miles_and_more_pages import (
-    ONLINE, parse_partner_page, parse_sitemap, partner_page_url,
+    ONLINE, parse_partner_pages, parse_sitemap, partner_page_url,
 )
 from scrapers.progress import ScrapeJob, close_on_stop
 from scrapers.run_log import scrape_run, store_and_report
 from scrapers.sources import open_source
+from scrapers.steps import Steps
 from scrapers.store import Offer
 
 PROGRAMME = "miles_and_more"
 MAX_CHILD_SITEMAPS = 50
 # Above this share of failed partner pages the run is not worth storing.
 MAX_FAILED_SHARE = 0.2
+# Partner pages parsed per step in the parse pool: few enough to keep fetching and parsing
+# side by side, enough that handing them over costs little.
+PAGES_PER_STEP = 8
 
 
 def _partner_urls(fetcher: Fetcher, sitemap_url: str, limit: int) -> list[str]:
@@ -67,9 +71,9 @@ def scrape_miles_and_more(job: ScrapeJob) -> dict[str, int]:
             f"mindestens {settings.min_interval:g} s Abstand"
         )
         job.set_progress(0, total + 1)
-        offers: list[Offer] = []
         failures: list[FetchError] = []
-        hidden = 0
+        parsed: list[list] = []  # one list of offers (None: hidden) per step
+        steps, batch = Steps(job), []
         report_every = max(1, total // 20)
         pages = {partner_page_url(url): url for url in urls}
         for done, (page_url, body) in enumerate(fetcher.get_many(list(pages)), 1):
@@ -77,14 +81,18 @@ def scrape_miles_and_more(job: ScrapeJob) -> dict[str, int]:
                 failures.append(body)
                 job.add_message(f"Seite übersprungen: {body}")
             else:
-                offer = parse_partner_page(body, source.public_url(pages[page_url]))
-                if offer is None:
-                    hidden += 1
-                else:
-                    offers.append(offer)
+                batch.append((body, source.public_url(pages[page_url])))
+            if len(batch) >= PAGES_PER_STEP:
+                parsed.extend(steps.submit(parse_partner_pages, batch))
+                batch = []
             job.set_progress(done, total + 1)
             if done % report_every == 0 or done == total:
                 job.add_message(f"{done} von {total} Partnerseiten geladen")
+        if batch:
+            parsed.extend(steps.submit(parse_partner_pages, batch))
+        parsed.extend(steps.finish())
+        offers: list[Offer] = [offer for step in parsed for offer in step if offer is not None]
+        hidden = sum(offer is None for step in parsed for offer in step)
         if len(failures) > MAX_FAILED_SHARE * total:
             error = ScrapeError(
                 f"{len(failures)} von {total} Partnerseiten nicht ladbar; erster Fehler: {failures[0]}"

@@ -25,7 +25,8 @@ from typing import Any, Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import defusedxml.ElementTree as safe_xml
-from bs4 import BeautifulSoup, SoupStrainer
+import lxml.etree
+import lxml.html
 from defusedxml import DefusedXmlException
 
 from models import BASE, HINT, PER_EURO, PROMOTION
@@ -182,15 +183,35 @@ def _hint(hint: dict, campaign: Optional[OfferRate]) -> Optional[OfferRate]:
     return OfferRate(PROMOTION if minimum <= REFERENCE_SPEND else HINT, parsed, detail, ends_at)
 
 
+def _router_data(html: bytes | str) -> Optional[str]:
+    """The text of the page's ``__STATIC_ROUTER_DATA__`` script, or ``None``.
+
+    lxml (libxml2's HTML parser, in C, without the interpreter lock while it
+    parses) builds the page's tree about ten times faster than html.parser
+    built even the one script element. Bytes are read as UTF-8, as the portal
+    sends them; bytes that are not UTF-8 go to lxml as they are, which honours
+    a ``<meta charset>``.
+    """
+    if isinstance(html, bytes):
+        try:
+            html = html.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    try:
+        document = lxml.html.document_fromstring(html)
+    except (lxml.etree.ParserError, ValueError):
+        return None  # an empty page, or text that is no HTML at all
+    scripts = document.xpath('//script[@id="__STATIC_ROUTER_DATA__"]')
+    return (scripts[0].text or "") if scripts else None
+
+
 def read_bonded_data(html: bytes | str, page_url: str) -> dict:
     """Return the partner record of a partner page; raise ``ScrapeError`` on another shape."""
-    # Build only the one script element: a whole partner page's tree costs ten times more.
-    only_data = SoupStrainer("script", id="__STATIC_ROUTER_DATA__")
-    script = BeautifulSoup(html, "html.parser", parse_only=only_data).find("script")
-    if script is None:
+    data = _router_data(html)
+    if data is None:
         raise _shape_error(f"{page_url} hat kein __STATIC_ROUTER_DATA__")
     try:
-        bonded = json.loads(script.string or "")["loaderData"]["0"]["view"]["page"]["bonded_data"]
+        bonded = json.loads(data)["loaderData"]["0"]["view"]["page"]["bonded_data"]
     except (ValueError, KeyError, TypeError) as exc:
         raise _shape_error(f"{page_url}: bonded_data nicht lesbar ({type(exc).__name__}: {exc})") from exc
     if not isinstance(bonded, dict):
@@ -225,3 +246,8 @@ def parse_partner_page(html: bytes | str, page_url: str) -> Optional[Offer]:
         rates=[rate for rate in (_base(bonded, campaign), campaign, *hints) if rate is not None],
         source_status=status if isinstance(status, str) else repr(status),
     )
+
+
+def parse_partner_pages(pages: list[tuple[bytes, str]]) -> list[Optional[Offer]]:
+    """``parse_partner_page`` for a batch of ``(body, public page URL)``: one step in the parse pool."""
+    return [parse_partner_page(body, page_url) for body, page_url in pages]

@@ -24,6 +24,7 @@ from scrapers.rates import parse_rate
 from scrapers.run_log import scrape_run, store_and_report
 from scrapers.sanitize import is_safe_path_segment
 from scrapers.sources import open_source
+from scrapers.steps import Steps
 from scrapers.store import Offer, OfferRate
 
 PROGRAMME = "payback"
@@ -130,6 +131,11 @@ def _decode(body: bytes, url: str) -> Any:
         raise ScrapeError(f"PAYBACK-Katalog {url} ist kein gültiges JSON (abgeschnitten?): {exc}") from exc
 
 
+def parse_payback_body(body: bytes, url: str) -> PaybackPage:
+    """Decode and parse one catalogue answer: one step in the parse pool (bytes in, offers out)."""
+    return parse_payback_page(_decode(body, url))
+
+
 def scrape_payback(job: ScrapeJob) -> dict[str, int]:
     """Scrape all PAYBACK online shops; return added/updated/deactivated/unparsed counts."""
     config = current_app.config
@@ -142,11 +148,12 @@ def scrape_payback(job: ScrapeJob) -> dict[str, int]:
         if source.is_sample:
             job.add_message("Offline-Modus: lese die mitgelieferten PAYBACK-Beispieldaten")
         offers: dict[str, Offer] = {}
+        steps = Steps(job)
         offset, total, pages = 0, None, 1
         while total is None or offset < total:
             page_no = offset // page_size + 1
             params = {"pageSize": page_size, "pageOffset": offset}
-            page = parse_payback_page(_decode(fetcher.get(source.url, params=params), source.url))
+            page = steps.run(parse_payback_body, fetcher.get(source.url, params=params), source.url)
             if total is None:
                 total = page.total
                 pages = max(1, math.ceil(total / page_size))

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Iterable, Optional
 
 import sqlalchemy as sa
-from sqlalchemy.orm import selectinload
 
 from database import utcnow
 from models import EARN_RATE_KINDS, Programme, Rate, Shop, begin_write, db
@@ -63,40 +62,28 @@ class StoreResult:
 
 
 _SHOP_FIELDS = ("name", "slug", "detail_url", "logo_url", "domains", "categories")
+# Ids per IN (...) list: well inside SQLite's limit on bound parameters.
+_IDS_PER_STATEMENT = 500
 
 
-def _rate_identity(rate: Rate) -> tuple:
-    return (rate.kind, rate.raw_text, rate.detail, rate.ends_at)
-
-
-def _new_rate(offer_rate: OfferRate, now: datetime) -> Rate:
+def _rate_row(offer_rate: OfferRate, shop_id: int, now: datetime) -> dict:
     parsed = offer_rate.parsed
-    return Rate(
-        kind=offer_rate.kind,
-        raw_text=parsed.raw_text,
-        rate_type=parsed.rate_type,
-        value=parsed.value,
-        up_to=parsed.up_to,
-        detail=offer_rate.detail,
-        ends_at=offer_rate.ends_at,
-        valid_from=now,
-    )
+    return {
+        "shop_id": shop_id,
+        "kind": offer_rate.kind,
+        "raw_text": parsed.raw_text,
+        "rate_type": parsed.rate_type,
+        "value": parsed.value,
+        "up_to": parsed.up_to,
+        "detail": offer_rate.detail,
+        "ends_at": offer_rate.ends_at,
+        "valid_from": now,
+    }
 
 
-def _sync_rates(shop: Shop, offer: Offer, now: datetime) -> bool:
-    """Close rates that are gone, open rates that are new; return whether any changed."""
-    current = {_rate_identity(rate): rate for rate in shop.current_rates}
-    wanted = {rate.identity: rate for rate in offer.rates}
-    changed = False
-    for identity, rate in current.items():
-        if identity not in wanted:
-            rate.valid_to = now
-            changed = True
-    for identity, offer_rate in wanted.items():
-        if identity not in current:
-            shop.rates.append(_new_rate(offer_rate, now))
-            changed = True
-    return changed
+def _chunks(ids: list[int]) -> Iterable[list[int]]:
+    for start in range(0, len(ids), _IDS_PER_STATEMENT):
+        yield ids[start:start + _IDS_PER_STATEMENT]
 
 
 def store_offers(
@@ -122,46 +109,80 @@ def write_offers(
     For callers that decide in the same transaction whether to write at all
     (the drift guard, accepting a held run), so nothing changes in between.
     """
-    programme = db.session.scalar(sa.select(Programme).where(Programme.slug == programme_slug))
-    if programme is None:
+    programme_id = db.session.scalar(sa.select(Programme.id).where(Programme.slug == programme_slug))
+    if programme_id is None:
         raise LookupError(f"unknown programme {programme_slug!r}")
+    # Plain rows and a handful of batched statements, not an ORM object per shop and rate: this
+    # runs in a thread of the web process, and every millisecond of Python here is one the web
+    # threads wait for the interpreter lock.
     shops = {
-        shop.external_id: shop
-        for shop in db.session.scalars(
-            sa.select(Shop)
-            .where(Shop.programme_id == programme.id)
-            .options(selectinload(Shop.rates))
+        row.external_id: row
+        for row in db.session.execute(
+            sa.select(Shop.id, Shop.external_id, Shop.active, Shop.is_sample,
+                      *(getattr(Shop, name) for name in _SHOP_FIELDS))
+            .where(Shop.programme_id == programme_id)
         )
     }
+    current_rates: dict[int, dict[tuple, int]] = {}
+    for rate in db.session.execute(
+        sa.select(Rate.id, Rate.shop_id, Rate.kind, Rate.raw_text, Rate.detail, Rate.ends_at)
+        .join(Shop).where(Shop.programme_id == programme_id, Rate.valid_to.is_(None))
+    ):
+        current_rates.setdefault(rate.shop_id, {})[(rate.kind, rate.raw_text, rate.detail, rate.ends_at)] = rate.id
+
     now = utcnow()
     result = StoreResult()
-    seen: set[str] = set()
+    new_offers: list[Offer] = []
+    shop_changes: list[dict] = []
+    seen_ids: list[int] = []
+    closed_rates: list[int] = []
+    new_rates: list[dict] = []
     for offer in {offer.external_id: offer for offer in offers}.values():
-        seen.add(offer.external_id)
         shop = shops.get(offer.external_id)
         if shop is None:
-            shop = Shop(programme=programme, external_id=offer.external_id, first_seen=now,
-                        is_sample=is_sample)
-            for name in _SHOP_FIELDS:
-                setattr(shop, name, getattr(offer, name))
-            shop.rates = [_new_rate(rate, now) for rate in offer.rates]
-            db.session.add(shop)
-            result.added += 1
-        else:
-            changed = not shop.active or shop.is_sample != is_sample
-            shop.active, shop.is_sample = True, is_sample
-            for name in _SHOP_FIELDS:
-                if getattr(shop, name) != getattr(offer, name):
-                    setattr(shop, name, getattr(offer, name))
-                    changed = True
-            if _sync_rates(shop, offer, now):
-                changed = True
-            result.updated += changed
-        shop.last_seen = now
+            new_offers.append(offer)
+            continue
+        seen_ids.append(shop.id)
+        change = {name: getattr(offer, name) for name in _SHOP_FIELDS if getattr(shop, name) != getattr(offer, name)}
+        if not shop.active or shop.is_sample != is_sample:
+            change.update(active=True, is_sample=is_sample)
+        current = current_rates.get(shop.id, {})
+        wanted = {rate.identity: rate for rate in offer.rates}
+        gone = [rate_id for identity, rate_id in current.items() if identity not in wanted]
+        added = [_rate_row(rate, shop.id, now) for identity, rate in wanted.items() if identity not in current]
+        closed_rates.extend(gone)
+        new_rates.extend(added)
+        if change:
+            shop_changes.append({"id": shop.id, **change})
+        result.updated += bool(change or gone or added)
+
+    if new_offers:
+        inserted = db.session.execute(
+            sa.insert(Shop).returning(Shop.id, Shop.external_id),
+            [
+                {"programme_id": programme_id, "external_id": offer.external_id, "first_seen": now,
+                 "last_seen": now, "is_sample": is_sample, "active": True,
+                 **{name: getattr(offer, name) for name in _SHOP_FIELDS}}
+                for offer in new_offers
+            ],
+        )
+        new_ids = {row.external_id: row.id for row in inserted}
+        for offer in new_offers:
+            new_rates.extend(_rate_row(rate, new_ids[offer.external_id], now)
+                             for rate in {rate.identity: rate for rate in offer.rates}.values())
+        result.added = len(new_offers)
+    if shop_changes:
+        db.session.execute(sa.update(Shop), shop_changes)
+    for ids in _chunks(closed_rates):
+        db.session.execute(sa.update(Rate).where(Rate.id.in_(ids)).values(valid_to=now))
+    if new_rates:
+        db.session.execute(sa.insert(Rate), new_rates)
+    for ids in _chunks(seen_ids):
+        db.session.execute(sa.update(Shop).where(Shop.id.in_(ids)).values(last_seen=now))
     if complete:
-        for external_id, shop in shops.items():
-            if external_id not in seen and shop.active:
-                shop.active = False
-                result.deactivated += 1
-    db.session.flush()
+        seen = set(seen_ids)
+        gone_shops = [shop.id for shop in shops.values() if shop.id not in seen and shop.active]
+        for ids in _chunks(gone_shops):
+            db.session.execute(sa.update(Shop).where(Shop.id.in_(ids)).values(active=False))
+        result.deactivated = len(gone_shops)
     return result

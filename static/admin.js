@@ -101,14 +101,22 @@
 
   function poll(jobId) {
     var entry = followed[jobId];
-    fetch(statusUrl(jobId), { headers: { Accept: "application/json" } })
+    var headers = { Accept: "application/json" };
+    if (entry.etag) headers["If-None-Match"] = entry.etag; // unchanged job: 304, no body to send or read
+    fetch(statusUrl(jobId), { headers: headers, cache: "no-store" })
       .then(function (response) {
+        if (response.status === 304) return null;
         return response.json().then(function (body) {
           if (!response.ok) throw new Error(body.error || "HTTP " + response.status);
+          entry.etag = response.headers.get("ETag");
           return body;
         });
       })
       .then(function (job) {
+        if (job === null) { // nothing changed since the last answer, which was not final
+          window.setTimeout(function () { poll(jobId); }, POLL_MS);
+          return;
+        }
         render(entry.box, job);
         if (!FINAL[job.status]) {
           entry.seenRunning = true;

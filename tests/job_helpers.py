@@ -90,3 +90,25 @@ def execution_times(log_path: str) -> list[float]:
     """When each execution ``counted_run`` logged started (file modification order is not enough)."""
     with open(log_path, encoding="utf-8") as log:
         return [float(line.split()[2]) for line in log if line.strip()]
+
+
+# -- steps for the parse pool (jobs/cpu_pool.py): importable, plain data in and out ----------
+
+def process_id() -> int:
+    return os.getpid()
+
+
+def die_at_once() -> None:
+    """Crash the pool process the way a segfault or the OOM killer would: no cleanup, no exception."""
+    os._exit(3)
+
+
+def sleep_then_return(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def offload_job(job: Job, step: str, *args) -> object:
+    """Run one of this module's steps through the job's pool and return its result."""
+    job.add_message("Schritt im Parser-Prozess")
+    return job.wait_for(job.offload(globals()[step], *args))

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Optional
 
@@ -22,6 +23,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from database import utcnow
 from models import AdminUser, ApiToken, begin_write, db
 from views.passwords import password_problem
+from views.token_cache import token_cache
 from views.private_files import forget_initial_password, initial_password_path, write_private_file
 
 MIN_ENV_TOKEN_LENGTH = 24
@@ -31,6 +33,8 @@ MAX_PASSWORD_LENGTH = 1024
 TOKEN_SECRET_BYTES = 32
 FIRST_ADMIN = "admin"
 FIRST_PASSWORD_BYTES = 15
+# How exactly ``ApiToken.last_used_at`` is kept: a token polled twice a second writes once a minute.
+LAST_USED_PRECISION = timedelta(minutes=1)
 # Checked when the username is unknown, so both failures take the same time.
 _DUMMY_HASH = generate_password_hash(secrets.token_hex(16))
 
@@ -91,27 +95,41 @@ def revoke_api_token(name: str) -> bool:
         return False
     token.revoked_at = utcnow()
     db.session.commit()
+    token_cache().clear()  # at once here; other processes within TOKEN_CACHE_SECONDS
     return True
 
 
 def api_client_for(raw: str) -> Optional[str]:
-    """Return the name of the client the bearer token belongs to, or None."""
+    """Return the name of the client the bearer token belongs to, or None.
+
+    One read by primary key, then remembered for ``TOKEN_CACHE_SECONDS``
+    (``views/token_cache.py``); ``last_used_at`` is kept to the minute.
+    """
     configured = current_app.config.get("ADMIN_API_TOKEN") or ""
     if configured and hmac.compare_digest(raw.encode(), configured.encode()):
         return "ADMIN_API_TOKEN"
     token_id, _, secret = raw.partition(".")
     if not token_id.isdigit() or not secret:
         return None
-    begin_write()
+    key = f"{token_id}.{_token_hash(secret)}"
+    cache = token_cache()
+    client = cache.get(key)
+    if client is not None:
+        return client
     token = db.session.get(ApiToken, int(token_id))
     if token is None or token.revoked_at is not None or not hmac.compare_digest(
         token.token_hash, _token_hash(secret)
     ):
         db.session.rollback()
         return None
-    token.last_used_at = utcnow()
-    db.session.commit()
-    return token.name
+    name, last_used, now = token.name, token.last_used_at, utcnow()
+    db.session.rollback()  # end the read; a write, when due, takes the write lock first
+    if last_used is None or now - last_used >= LAST_USED_PRECISION:
+        begin_write()
+        db.session.execute(sa.update(ApiToken).where(ApiToken.id == int(token_id)).values(last_used_at=now))
+        db.session.commit()
+    cache.put(key, name)
+    return name
 
 
 def list_api_tokens() -> list[ApiToken]:

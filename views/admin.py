@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
@@ -113,13 +113,26 @@ def _recent_runs() -> list[ScrapeRun]:
     ))
 
 
+def conditional_json(payload: dict[str, Any]) -> Response:
+    """JSON with an ``ETag``; ``304 Not Modified`` (no body) when the caller already has it.
+
+    The console polls every running job twice a second; most answers repeat
+    the last one, and a 304 spares encoding, sending and reading it again.
+    ``no-cache``: caches must ask every time, never answer from a stale copy.
+    """
+    response = jsonify(payload)
+    response.add_etag()
+    response.headers["Cache-Control"] = "no-cache"
+    return response.make_conditional(request)
+
+
 @bp.get("/job_status/<job_id>")
-def job_status(job_id: str) -> dict[str, Any]:
+def job_status(job_id: str) -> Response:
     """Return one job in the seed's JSON shape."""
     job = job_queue.get_job(job_id)
     if job is None:
         abort(404, description=f"Job {quoted(job_id)} nicht gefunden")
-    return job.to_dict()
+    return conditional_json(job.to_dict())
 
 
 @bp.post("/jobs/<job_id>/cancel")

@@ -1,0 +1,159 @@
+"""A small process pool for the CPU-heavy pure steps of jobs (parsing scraped pages).
+
+Why: jobs run in threads of the web process (the design card's in-process
+queue). Parsing hundreds of pages holds the interpreter lock that the web
+threads need, so every page answer waited behind it (job_status p95 20–38×
+its idle value). Pure functions that take and return plain data run here
+instead, in other processes with their own interpreter lock, while the job
+itself (progress, messages, cancellation, database writes) stays in its
+thread.
+
+The pool starts lazily on the first submit, is sized by
+``SCRAPER_PARSE_PROCESSES`` and shut down with the queue. ``0`` runs the
+functions in the calling thread: for comparison, and for platforms where
+processes cannot be started. Processes come from a fork server (one clean,
+single-threaded parent with the parsers imported once), never forked from the
+multi-threaded web process. A pool process that dies (a crash, ``os._exit``,
+the OOM killer) breaks the pool: the waiting job fails with ``PoolCrashed``
+at once and the next submit starts a fresh pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Callable, Optional, Sequence
+
+log = logging.getLogger(__name__)
+
+# Imported once in the fork server, so a new pool process starts with the parsers loaded.
+PRELOAD = ("scrapers.miles_and_more_pages", "scrapers.payback")
+
+
+# Pool processes yield the CPU to the web process: parsing is background work.
+POOL_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    """Run in each new pool process: a busy pool must not take the cores the web answers from."""
+    os.nice(POOL_NICENESS)
+
+
+class PoolCrashed(RuntimeError):
+    """A pool process ended while running a job's step: the job fails with this message."""
+
+
+def crash_message(error: BaseException) -> str:
+    return (
+        "Ein Parser-Prozess wurde unerwartet beendet (abgestürzt oder vom System beendet); "
+        f"Lauf abgebrochen, bitte erneut starten ({type(error).__name__})"
+    )
+
+
+def _start_method() -> Optional[str]:
+    methods = multiprocessing.get_all_start_methods()
+    for method in ("forkserver", "spawn"):
+        if method in methods:
+            return method
+    return None
+
+
+def completed(value: Any = None, error: Optional[BaseException] = None) -> Future:
+    """A future that is already done: what an in-thread run returns."""
+    future: Future = Future()
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
+    return future
+
+
+class CpuPool:
+    """Lazily started worker processes for pure functions; ``processes=0`` runs them inline."""
+
+    def __init__(self, processes: int, preload: Sequence[str] = PRELOAD) -> None:
+        self.processes = max(0, int(processes))
+        self._preload = list(preload)
+        self._lock = threading.Lock()
+        self._executor: Optional[ProcessPoolExecutor] = None
+        self._method = _start_method()
+        if self.processes and self._method is None:
+            log.warning("no process start method on this platform: parsing runs in the job threads")
+            self.processes = 0
+
+    @property
+    def in_thread(self) -> bool:
+        return self.processes == 0
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """Run ``fn(*args)`` in a pool process (inline when the pool has no processes).
+
+        ``fn`` must be importable and its arguments and result picklable: only
+        plain data crosses the boundary.
+        """
+        executor = self._ready_executor()
+        if executor is None:
+            try:
+                return completed(fn(*args))
+            except Exception as exc:  # the caller sees it when it asks for the result
+                return completed(error=exc)
+        try:
+            return executor.submit(fn, *args)
+        except BrokenProcessPool as exc:
+            self.discard(executor)
+            return completed(error=PoolCrashed(crash_message(exc)))
+
+    def _ready_executor(self) -> Optional[ProcessPoolExecutor]:
+        with self._lock:
+            if self.in_thread:
+                return None
+            if self._executor is None:
+                context = multiprocessing.get_context(self._method)
+                if self._method == "forkserver":
+                    context.set_forkserver_preload(self._preload)
+                self._executor = ProcessPoolExecutor(
+                    max_workers=self.processes, mp_context=context, initializer=_lower_priority
+                )
+            return self._executor
+
+    def discard(self, executor: Optional[ProcessPoolExecutor] = None) -> None:
+        """Drop a broken executor (the next submit starts a fresh one)."""
+        with self._lock:
+            if executor is None or executor is self._executor:
+                executor, self._executor = self._executor, None
+            else:
+                executor = None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    def result(self, future: Future) -> Any:
+        """The result of a done future; a broken pool becomes ``PoolCrashed``."""
+        try:
+            return future.result(timeout=0)
+        except BrokenProcessPool as exc:
+            self.discard()
+            raise PoolCrashed(crash_message(exc)) from exc
+
+    def shutdown(self) -> None:
+        """End the pool's processes now; a later submit starts it again.
+
+        Called once no job waits for the pool any more (the queue stopped), so
+        a step still running (a cancelled job's) is of no use: its process is
+        terminated rather than waited for. ``ProcessPoolExecutor`` has no
+        public way to do that before Python 3.14 (``terminate_workers``),
+        hence its ``_processes``.
+        """
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        processes = list(getattr(executor, "_processes", {}).values())
+        executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(timeout=5)
