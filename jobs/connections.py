@@ -1,8 +1,9 @@
 """How the job store reaches its database: the engine and one cursor per transaction.
 
 The queue's statements run on DB-API connections, without SQLAlchemy's
-statement layer (see ``jobs/sql.py``). SQLite: one connection per thread, and
-writers of this process queue on a Python lock before ``BEGIN IMMEDIATE``.
+statement layer (see ``jobs/sql.py``). SQLite: connections kept on a free
+list and lent for one transaction at a time, and writers of this process queue
+on a Python lock before ``BEGIN IMMEDIATE``.
 PostgreSQL: pooled connections in autocommit mode, so a one-statement
 transaction costs one round trip.
 """
@@ -21,6 +22,8 @@ from database import SQLITE_BUSY_TIMEOUT_SECONDS, configure_sqlite_engine, prepa
 
 # PostgreSQL pool: every worker thread, the housekeeper and web threads may hold one.
 PG_POOL_SIZE, PG_MAX_OVERFLOW = 10, 20
+# SQLite connections kept open for the next transaction (more are opened when needed, then closed).
+SQLITE_IDLE_CONNECTIONS = 8
 
 
 def make_engine(url: str, durable_commit: bool = False) -> Engine:
@@ -64,22 +67,45 @@ class Connections:
         self.engine = engine
         self.is_postgresql = engine.dialect.name == "postgresql"
         self.writer = threading.Lock()  # SQLite: one writer of this process at a time
-        self._local = threading.local()
+        self._idle: list[sqlite3.Connection] = []  # SQLite connections not lent out
+        self._idle_lock = threading.Lock()
 
-    def _sqlite_connection(self) -> sqlite3.Connection:
-        """This thread's own connection: no pool check-out per statement on SQLite."""
-        connection = getattr(self._local, "connection", None)
+    @contextmanager
+    def _sqlite_connection(self) -> Iterator[sqlite3.Connection]:
+        """A connection lent for one transaction.
+
+        Not one per thread: the development server and gunicorn's gthread
+        worker may answer each request in a new thread, and opening and
+        preparing a connection per request cost more than the request's own
+        statements.
+        """
+        with self._idle_lock:
+            connection = self._idle.pop() if self._idle else None
         if connection is None:
             connection = sqlite3.connect(self.engine.url.database, timeout=SQLITE_BUSY_TIMEOUT_SECONDS,
                                          check_same_thread=False)
             prepare_sqlite(connection)
-            self._local.connection = connection
-        return connection
+        try:
+            yield connection
+        except BaseException:
+            if connection.in_transaction:  # a failure that left it unusable: do not lend it again
+                connection.close()
+                raise
+            self._give_back(connection)
+            raise
+        self._give_back(connection)
+
+    def _give_back(self, connection: sqlite3.Connection) -> None:
+        with self._idle_lock:
+            if len(self._idle) < SQLITE_IDLE_CONNECTIONS:
+                self._idle.append(connection)
+                return
+        connection.close()
 
     def outside_transaction(self, statement: str) -> None:
         """SQLite: run a statement that must not run inside a transaction (a checkpoint)."""
-        with self.writer:
-            self._sqlite_connection().execute(statement)
+        with self.writer, self._sqlite_connection() as connection:
+            connection.execute(statement)
 
     @contextmanager
     def transaction(self, write: bool = True, single: bool = False) -> Iterator[Any]:
@@ -92,8 +118,7 @@ class Connections:
         mode, saving the round trip of a COMMIT.
         """
         if not self.is_postgresql:
-            connection = self._sqlite_connection()
-            with self.writer if write else nullcontext():
+            with self.writer if write else nullcontext(), self._sqlite_connection() as connection:
                 cursor = connection.cursor()
                 cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 try:
