@@ -10,7 +10,8 @@ holds what: README, "Architecture".
 """
 
 from database import utcnow
-from jobs.job import Job, JobSnapshot
+from jobs.job import Job
+from jobs.view import JobSnapshot
 from jobs.kinds import JobCancelled, JobKind, JobStopped, JobTimedOut
 from jobs.queue import DEFAULT_CONFIG, JobQueue, Submission
 from jobs.signals import job_finished

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -38,9 +39,17 @@ PRELOAD = ("scrapers.miles_and_more_pages", "scrapers.payback")
 POOL_NICENESS = 10
 
 
-def _lower_priority() -> None:
-    """Run in each new pool process: a busy pool must not take the cores the web answers from."""
+def _prepare_pool_process() -> None:
+    """Run in each new pool process.
+
+    Lower priority: a busy pool must not take the cores the web answers from.
+    Ctrl-C and SIGTERM reach the whole process group; a pool process that died
+    of them would fail the jobs the warm stop is letting finish. So they are
+    ignored here, and the queue ends its pool itself once its jobs are done.
+    """
     os.nice(POOL_NICENESS)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class PoolCrashed(RuntimeError):
@@ -116,7 +125,7 @@ class CpuPool:
                 if self._method == "forkserver":
                     context.set_forkserver_preload(self._preload)
                 self._executor = ProcessPoolExecutor(
-                    max_workers=self.processes, mp_context=context, initializer=_lower_priority
+                    max_workers=self.processes, mp_context=context, initializer=_prepare_pool_process
                 )
             return self._executor
 
@@ -154,6 +163,6 @@ class CpuPool:
         processes = list(getattr(executor, "_processes", {}).values())
         executor.shutdown(wait=False, cancel_futures=True)
         for process in processes:
-            process.terminate()
+            process.kill()  # it ignores SIGTERM (see _prepare_pool_process)
         for process in processes:
             process.join(timeout=5)

@@ -22,7 +22,8 @@ from flask import Flask
 from database import OutageLog, is_database_unavailable, outage_log, utcnow
 from jobs.callables import load_callable
 from jobs.cpu_pool import CpuPool
-from jobs.job import Job, JobSnapshot
+from jobs.job import Job
+from jobs.view import JobSnapshot
 from jobs.kinds import JobCancelled, JobKind, JobStopped, JobTimedOut, retry_delay
 from jobs.schedules import Schedules
 from jobs.schema import JobRecord

@@ -28,7 +28,7 @@ from jobs.control import JobControl
 from jobs.execution import QueueState, execute
 from jobs.identity import owner_name, process_token
 from jobs.schedules import Schedules
-from jobs.job import JobSnapshot
+from jobs.view import JobSnapshot
 from jobs.schema import JobRecord, metadata
 from jobs.status import JobStatus
 from jobs.connections import make_engine
