@@ -86,6 +86,16 @@ def test_a_condition_is_shown_once_per_offer(app: Flask, client) -> None:
     assert page.count("Code X") == 1
 
 
+def test_an_end_date_in_the_promotions_text_is_not_repeated(app: Flask, client) -> None:
+    with app.app_context():
+        store_offers("payback", [offer("p1", "Apotheke", "1 °P pro 1 €", ["apotheke.example"], extra=[
+            OfferRate(PROMOTION, parse_rate("10-fach °P"), "bis 31.12.2026", datetime(2026, 12, 31, 23, 59, 59)),
+        ])], complete=True)
+    page = client.get("/").get_data(as_text=True)
+    row = page[page.index("10-fach °P"):page.index("</td>", page.index("10-fach °P"))]
+    assert row.count("31.12.2026") == 1
+
+
 def test_a_running_promotion_shows_its_end_date_on_the_shop_page(app: Flask, client) -> None:
     with app.app_context():
         store_offers("payback", [offer("p1", "Silvester", "1 °P pro 1 €", ["silvester.example"], extra=[

@@ -127,7 +127,10 @@ def unrepeated_details(rates: Iterable[Rate]) -> dict[int, Optional[str]]:
         if not rate.detail:
             continue
         parts = [part.strip() for part in rate.detail.split(",") if part.strip()]
-        fresh = [part for part in parts if part.casefold() not in shown and part not in rate.raw_text]
+        # "bis 31.12.2026" in a detail repeats the end date the page shows beside it.
+        said = {f"bis {rate.ends_at:%d.%m.%Y}".casefold()} if rate.ends_at else set()
+        fresh = [part for part in parts
+                 if part.casefold() not in shown | said and part not in rate.raw_text]
         shown.update(part.casefold() for part in parts)
         details[id(rate)] = ", ".join(fresh) or None
     return details

@@ -14,7 +14,6 @@ from scrapers.german_text import count_of, number_de
 from views.charts import history_chart
 from views.comparison import compare_shops
 from views.shop_ranking import SORTS, comparison_page
-from views.timezone import local
 
 bp = Blueprint("shops", __name__)
 
@@ -105,9 +104,9 @@ def euro(value: Optional[float]) -> str:
 
 @bp.app_template_filter("date_de")
 def date_de(moment: Optional[datetime]) -> str:
-    """A stored moment's date in the site's zone: an end at 23:59 Berlin time is that day, not the next."""
-    shown = local(moment)
-    return shown.strftime("%d.%m.%Y") if shown else ""
+    """A rate's date as stored, not converted: PAYBACK stores "bis 31.12." as 31.12. 23:59:59 of the
+    day it names (scrapers/payback.py), which a conversion from UTC would move to the next day."""
+    return moment.strftime("%d.%m.%Y") if moment else ""
 
 
 @bp.app_template_filter("number_de")
