@@ -11,12 +11,12 @@ import signal
 import threading
 from pathlib import Path
 from typing import Any, Mapping, Optional
+from zoneinfo import ZoneInfo
 
 import click
 import sqlalchemy as sa
-from flask import Flask, request
+from flask import Flask
 from flask_migrate import Migrate
-from werkzeug.exceptions import HTTPException
 
 from database import MIGRATIONS_DIR, SchemaError, configure_sqlite_engine, upgrade_schema
 from job_queue import DEFAULT_CONFIG as JOB_DEFAULTS
@@ -29,7 +29,7 @@ from scrapers.drift_guard import DriftBounds
 from scrapers.sources import OFFLINE as SOURCES_OFFLINE
 from scrapers.sources import ONLINE as SOURCES_ONLINE
 from views import url_secrets
-from views.errors import json_error, request_too_large
+from views.errors import request_too_large
 from views.private_files import create_private_sqlite_file, make_private_folder, write_private_file
 from views.request_size import BoundedRequest
 from webhooks import DEFAULT_CONFIG as WEBHOOK_DEFAULTS
@@ -96,6 +96,8 @@ DEFAULTS: dict[str, Any] = {
     "SCRAPER_TIME_LIMITS": {},  # name -> seconds, over scrapers/registry.py's defaults
     "SCRAPER_ATTEMPTS": 3,  # runs in all when a scrape fails for a retryable reason (network, 429, 5xx)
     "SCHEDULES": {},  # name -> cron expression: enables that scraper's schedule at first start
+    # The zone every time on a page, in a job message and in CLI output is shown in (the JSON API stays UTC).
+    "DISPLAY_TIMEZONE": "Europe/Berlin",
     # Signed webhooks on job events (webhooks/, README "Webhooks").
     **WEBHOOK_DEFAULTS,
 }
@@ -135,6 +137,7 @@ def _load_config(app: Flask, config: Optional[Mapping[str, Any]]) -> None:
             f"SCRAPER_SOURCES must be 'online' or 'offline', not {app.config['SCRAPER_SOURCES']!r}"
         )
     DriftBounds.from_config(app.config)  # a bound outside 0..100 stops the start, not the first run
+    ZoneInfo(app.config["DISPLAY_TIMEZONE"])  # an unknown zone stops the start, not the first page
 
 
 def _instance_secret_key(app: Flask) -> str:
@@ -161,19 +164,6 @@ def _database_uri(app: Flask) -> str:
     return url
 
 
-def _json_routing_errors_under_admin(error: HTTPException):
-    """404 and 405 under /admin/ are JSON too, also when no route matched.
-
-    Flask looks up handlers by status code before it looks at blueprints'
-    handlers by class, so these two codes are answered here for the whole
-    /admin/ prefix; every other error of the admin blueprint is its own
-    handler's (``views/admin.py``).
-    """
-    if request.path.startswith("/admin/") and request.endpoint != "auth.login":
-        return json_error(error)
-    return error
-
-
 def create_app(
     config: Optional[Mapping[str, Any]] = None, instance_path: Optional[str] = None
 ) -> Flask:
@@ -185,6 +175,7 @@ def create_app(
     app = Flask(__name__, instance_relative_config=True,
                 instance_path=instance_path or os.environ.get("INSTANCE_PATH") or None)
     app.request_class = BoundedRequest
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # "ungültig", not "ung\u00fcltig"
     make_private_folder(app.instance_path)
     _load_config(app, config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -203,7 +194,8 @@ def create_app(
     # `flask worker` delivers too: its start checks run once, before it takes jobs.
     job_queue.add_start_check(app, lambda: webhook_dispatcher.start_automatically(app))
 
-    from views import admin, auth, history, outage, run_cli, schedules, security, shops, timezone, webhook_admin
+    from views import (admin, auth, error_pages, history, labels, outage, run_cli, schedules, security, shops,
+                       timezone, webhook_admin)
 
     security.init_app(app)
     outage.init_app(app)
@@ -212,11 +204,11 @@ def create_app(
     app.register_blueprint(schedules.bp)
     app.register_blueprint(history.bp)
     timezone.init_app(app)
+    labels.init_app(app)
     run_cli.init_app(app)
     app.register_blueprint(shops.bp)
     app.register_blueprint(webhook_admin.bp)
-    app.register_error_handler(404, _json_routing_errors_under_admin)
-    app.register_error_handler(405, _json_routing_errors_under_admin)
+    error_pages.init_app(app)
     app.register_error_handler(413, request_too_large)
     url_secrets.init_app(app)
 

@@ -1,6 +1,6 @@
 """The operator's commands: ``flask worker``, ``flask jobs …``, ``flask schedules …``, ``flask scrape NAME``.
 
-Times are printed in the schedules' zone (``SCHEDULE_TIMEZONE``), and say so.
+Times are printed in the site's zone (``DISPLAY_TIMEZONE``), and say so.
 """
 
 from __future__ import annotations
@@ -41,13 +41,13 @@ def _state() -> QueueState:
 def _when(moment: Optional[datetime]) -> str:
     if moment is None:
         return "–"
-    zone = ZoneInfo(current_app.config["SCHEDULE_TIMEZONE"])
+    zone = ZoneInfo(_zone())
     aware = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
     return aware.astimezone(zone).strftime("%d.%m.%Y %H:%M:%S")
 
 
 def _zone() -> str:
-    return current_app.config["SCHEDULE_TIMEZONE"]
+    return current_app.config.get("DISPLAY_TIMEZONE") or current_app.config["SCHEDULE_TIMEZONE"]
 
 
 @click.command("worker")

@@ -22,6 +22,7 @@ from scrapers.run_log import scrape_run, store_and_report
 from scrapers.sources import open_source
 from scrapers.steps import Steps
 from scrapers.store import Offer
+from scrapers.german_text import count_of
 
 PROGRAMME = "miles_and_more"
 MAX_CHILD_SITEMAPS = 50
@@ -104,5 +105,5 @@ def scrape_miles_and_more(job: ScrapeJob) -> dict[str, int]:
         _report_statuses(job, offers)
         complete = not failures
         if not complete:
-            job.add_message(f"{len(failures)} Seiten fehlen: Lauf unvollständig, es wird nichts deaktiviert")
+            job.add_message(f"{count_of(len(failures), 'Seite fehlt', 'Seiten fehlen')}: Lauf unvollständig, es wird nichts deaktiviert")
         return store_and_report(job, run, offers, complete, source.is_sample, seen=len(offers) + hidden)

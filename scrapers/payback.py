@@ -26,6 +26,7 @@ from scrapers.sanitize import is_safe_path_segment
 from scrapers.sources import open_source
 from scrapers.steps import Steps
 from scrapers.store import Offer, OfferRate
+from scrapers.german_text import count_of
 
 PROGRAMME = "payback"
 SHOP_PAGE_URL = "https://www.payback.de/shop/{vanity}"
@@ -157,7 +158,7 @@ def scrape_payback(job: ScrapeJob) -> dict[str, int]:
             if total is None:
                 total = page.total
                 pages = max(1, math.ceil(total / page_size))
-                job.add_message(f"Katalog meldet {total} Shops auf {pages} Seiten")
+                job.add_message(f"Katalog meldet {count_of(total, 'Shop', 'Shops')} auf {count_of(pages, 'Seite', 'Seiten')}")
             for offer in page.offers:
                 offers[offer.external_id] = offer
             job.add_message(f"Seite {page_no} von {pages} geladen: {len(offers)} von {total} Shops")

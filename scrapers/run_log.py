@@ -14,6 +14,7 @@ from scrapers.field_limits import fit_offer
 from scrapers.held_runs import hold_run, supersede_older_held_runs
 from scrapers.progress import ScrapeJob
 from scrapers.store import Offer, write_offers
+from scrapers.german_text import count_of, number_de
 
 
 @contextmanager
@@ -73,11 +74,11 @@ def store_and_report(
     offers = [offer for offer, _ in fitted]
     cuts = sum(count for _, count in fitted)
     if cuts:
-        job.add_message(f"{cuts} Werte waren zu lang für ihre Spalte: gekürzt (Links: weggelassen)")
+        job.add_message(f"{count_of(cuts, 'Wert war', 'Werte waren')} zu lang für die Spalte: gekürzt (Links: weggelassen)")
     unparsed = sum(offer.unparsed_rates for offer in offers)
     if unparsed:
-        job.add_message(f"{unparsed} Prämiensätze nicht erkannt: Originaltext gespeichert")
-    job.add_message(f"Registriere {len(offers)} Shops in der Datenbank...")
+        job.add_message(f"{count_of(unparsed, 'Prämiensatz', 'Prämiensätze')} nicht erkannt: Originaltext gespeichert")
+    job.add_message(f"Registriere {count_of(len(offers), 'Shop', 'Shops')} in der Datenbank...")
 
     bounds = DriftBounds.from_config(current_app.config)
     begin_write()  # compare and write in one transaction: nothing changes in between
@@ -94,8 +95,8 @@ def store_and_report(
     run.added, run.updated, run.deactivated = stored.added, stored.updated, stored.deactivated
     run.outcome = RUN_SUCCESS  # in the same commit as the data: the next run's baseline
     run.message = (
-        f"{len(offers)} Shops gelesen, {stored.deactivated} deaktiviert, "
-        f"{unparsed} Prämiensätze nicht erkannt" + ("" if complete else ", unvollständiger Lauf")
+        f"{count_of(len(offers), 'Shop', 'Shops')} gelesen, {number_de(stored.deactivated)} deaktiviert, "
+        f"{count_of(unparsed, 'Prämiensatz', 'Prämiensätze')} nicht erkannt" + ("" if complete else ", unvollständiger Lauf")
     )
     supersede_older_held_runs(run)
     db.session.commit()

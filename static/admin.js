@@ -8,6 +8,15 @@
   var RELOAD_MS = 2000;
   var RETRY_MS = 2000;
   var FINAL = { completed: true, failed: true, cancelled: true };
+  // The badges keep the seed's English names; their tooltips are German (as views/labels.py renders them).
+  var STATUS_TITLES = {
+    queued: "wartet", running: "läuft", completed: "abgeschlossen", failed: "fehlgeschlagen", cancelled: "abgebrochen"
+  };
+  // Times in the site's zone (DISPLAY_TIMEZONE, on <html>), as the server renders them: the same after a reload.
+  var CLOCK = new Intl.DateTimeFormat("de-DE", {
+    timeZone: document.documentElement.dataset.timezone || "Europe/Berlin",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23"
+  });
 
   var boxes = document.getElementById("job-boxes");
   var template = document.getElementById("job-box-template");
@@ -28,7 +37,7 @@
 
   function clockTime(timestamp) {
     var moment = new Date(timestamp);
-    return isNaN(moment) ? timestamp : moment.toLocaleTimeString("de-DE");
+    return isNaN(moment) ? timestamp : CLOCK.format(moment);
   }
 
   function appendMessage(list, entry) {
@@ -47,7 +56,10 @@
     var badge = part(box, "job-status");
     badge.textContent = job.status.toUpperCase();
     badge.className = "job-status badge status-" + job.status;
-    part(box, "job-bar").value = job.progress_percent;
+    badge.title = STATUS_TITLES[job.status] || job.status;
+    var bar = part(box, "job-bar");
+    bar.value = job.progress_percent;
+    bar.setAttribute("aria-valuenow", job.progress_percent);
     part(box, "job-percent").textContent = job.progress_percent + " %";
     var retry = part(box, "job-retry");
     retry.hidden = !job.retry_at || job.status !== "queued";

@@ -159,7 +159,7 @@ def test_admin_page_shows_counts_jobs_and_log_after_a_run(app: Flask, client, ad
     page = admin_client.get("/admin").get_data(as_text=True)
     assert '<td class="count">24</td>' in page
     assert "COMPLETED" in page
-    assert "success" in page and "24 Shops gelesen" in page
+    assert "erfolgreich" in page and "24 Shops gelesen" in page
 
 
 def test_admin_page_resumes_the_unfinished_job(app: Flask, admin_client) -> None:

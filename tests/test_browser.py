@@ -90,7 +90,7 @@ def test_example_scraper_runs_live_and_page_reloads(make_app: Callable[..., Flas
     # two seconds later the page reloads and shows the new shops and the log
     page.wait_for_function("() => window.__notReloaded === undefined", timeout=6000)
     sync_api.expect(count_cell(page, "example")).to_have_text("24")
-    sync_api.expect(page.locator("#scrape-log tbody tr").first).to_contain_text("success")
+    sync_api.expect(page.locator("#scrape-log tbody tr").first).to_contain_text("erfolgreich")
     page.goto(f"{server.url}/")
     sync_api.expect(page.get_by_text("Schuhhaus Beispiel")).to_be_visible()
 

@@ -70,7 +70,7 @@ def test_messages_and_progress_report_each_page(app: Flask) -> None:
     assert [m for m in messages if m.startswith("Seite ")] == [
         f"Seite {n} von 4: 6 Shops gefunden" for n in range(1, 5)
     ]
-    assert "1 Prämiensätze nicht erkannt: Originaltext gespeichert" in messages
+    assert "1 Prämiensatz nicht erkannt: Originaltext gespeichert" in messages
     assert messages[-1] == "Fertig: 24 neu, 0 aktualisiert, 0 deaktiviert"
 
 

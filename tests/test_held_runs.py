@@ -120,7 +120,7 @@ def test_the_admin_page_marks_a_held_run_and_accepts_it_from_its_row(make_app, p
     run(app, portal, 3)
     client = logged_in_client(app)
     page = client.get("/admin").get_data(as_text=True)
-    assert 'id="held-banner"' in page and "1 Lauf angehalten (payback #2)" in page
+    assert 'id="held-banner"' in page and "1 Lauf angehalten (PAYBACK #2)" in page
     row = page[page.index('<tr class="outcome-held" data-run-id="2">'):]
     row = row[:row.index("</tr>")]
     assert "ANGEHALTEN – Formatänderung?" in row

@@ -150,3 +150,29 @@ def test_the_statistics_page_runs_as_many_statements_for_1000_jobs_as_for_10(
         counts.append((page, api))
     assert counts[0] == counts[1], counts
     assert counts[1][0] <= 4, statement_log.statements  # the admin, the runs, the folded days, the shop counts
+
+
+def test_the_comparison_page_runs_as_many_statements_for_100_shops_as_for_10(
+    make_app: Callable[..., Flask], statement_log: StatementLog, tmp_path_factory
+) -> None:
+    from models import BASE, PROMOTION
+    from scrapers.rates import parse_rate
+    from scrapers.store import Offer, OfferRate, store_offers
+
+    counts = []
+    for shops in (10, 100):
+        app = make_app(DATABASE_URL=f"sqlite:///{tmp_path_factory.mktemp('shops')}/shops.sqlite")
+        with app.app_context():
+            for programme, unit in (("payback", "°P"), ("miles_and_more", "Meilen")):
+                store_offers(programme, [
+                    Offer(external_id=f"{programme}-{n}", name=f"Shop {n}", domains=[f"shop{n}.example"],
+                          rates=[OfferRate(BASE, parse_rate(f"{n % 5 + 1} {unit} pro 1 €")),
+                                 OfferRate(PROMOTION, parse_rate(f"{n % 7 + 2} {unit} pro 1 €"))])
+                    for n in range(shops)], complete=True)
+        client = app.test_client()
+        pages = []
+        counts.append(statement_log.count(lambda: pages.append(client.get("/").get_data(as_text=True))))
+        counts.append(statement_log.count(lambda: client.get("/", query_string={"sort": "name", "page": 2})
+                                          if shops > 50 else client.get("/", query_string={"sort": "name"})))
+    assert counts[0] == counts[2] and counts[1] == counts[3], counts
+    assert counts[0] <= 6, statement_log.statements

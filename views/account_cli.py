@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from views.accounts import create_api_token, list_api_tokens, revoke_api_token, set_admin_password
 from views.passwords import MIN_PASSWORD_LENGTH
+from views.timezone import local_time
 
 
 @click.command("create-admin")
@@ -50,9 +51,10 @@ def revoke_token_command(name: str) -> None:
 @with_appcontext
 def list_tokens_command() -> None:
     """List API tokens (names and dates only)."""
+    click.echo(f"Zeiten in {current_app.config['DISPLAY_TIMEZONE']}")
     for token in list_api_tokens():
-        state = f"widerrufen {token.revoked_at:%Y-%m-%d}" if token.revoked_at else "aktiv"
-        used = f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "nie"
+        state = f"widerrufen {local_time(token.revoked_at, '%d.%m.%Y')}" if token.revoked_at else "aktiv"
+        used = local_time(token.last_used_at, "%d.%m.%Y %H:%M") if token.last_used_at else "nie"
         click.echo(f"{token.name}\t{state}\tzuletzt benutzt: {used}")
 
 

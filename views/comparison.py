@@ -83,10 +83,16 @@ class ProgrammeOffer:
     value: Optional[float]  # euro per 100 €, the best of base and running promotions
     value_is_upper_bound: bool
     value_promotion: Optional[Rate] = None  # the promotion the value comes from, if any
+    is_best: bool = False  # pays the most for this merchant (ties: every one of them)
+    shown_details: dict[int, Optional[str]] = field(default_factory=dict)
 
     @property
     def programme(self):
         return self.shop.programme
+
+    def detail(self, rate: Rate) -> Optional[str]:
+        """The rate's conditions, less those this offer already showed (one "ab 60 €" per offer)."""
+        return self.shown_details.get(id(rate), rate.detail)
 
 
 @dataclass
@@ -100,6 +106,35 @@ class ShopComparison:
     def best(self) -> Optional[ProgrammeOffer]:
         return self.offers[0] if self.offers and self.offers[0].value is not None else None
 
+    @property
+    def best_value(self) -> Optional[float]:
+        return self.best.value if self.best else None
+
+    @property
+    def programme_slugs(self) -> set[str]:
+        return {offer.programme.slug for offer in self.offers}
+
+
+def unrepeated_details(rates: Iterable[Rate]) -> dict[int, Optional[str]]:
+    """Each rate's detail without the parts shown before it or already in its own text.
+
+    A detail is a comma-separated list of conditions ("Code X, ab 60 € Einkaufswert");
+    a partner's promotion and hint often carry the same ones.
+    """
+    shown: set[str] = set()
+    details: dict[int, Optional[str]] = {}
+    for rate in rates:
+        if not rate.detail:
+            continue
+        parts = [part.strip() for part in rate.detail.split(",") if part.strip()]
+        # "bis 31.12.2026" in a detail repeats the end date the page shows beside it.
+        said = {f"bis {rate.ends_at:%d.%m.%Y}".casefold()} if rate.ends_at else set()
+        fresh = [part for part in parts
+                 if part.casefold() not in shown | said and part not in rate.raw_text]
+        shown.update(part.casefold() for part in parts)
+        details[id(rate)] = ", ".join(fresh) or None
+    return details
+
 
 def build_offer(shop: Shop, euro_per_unit: Optional[float], now: datetime) -> ProgrammeOffer:
     current = [rate for rate in shop.rates if is_running(rate, now)]
@@ -111,7 +146,8 @@ def build_offer(shop: Shop, euro_per_unit: Optional[float], now: datetime) -> Pr
     candidates += [(promotion.value, promotion.up_to, promotion.rate) for promotion in promotions]
     candidates = [candidate for candidate in candidates if candidate[0] is not None]
     value, up_to, source = max(candidates, key=lambda candidate: candidate[0]) if candidates else (None, False, None)
-    return ProgrammeOffer(shop, base, promotions, hints, value, up_to, source)
+    details = unrepeated_details([*([base] if base else []), *(p.rate for p in promotions), *hints])
+    return ProgrammeOffer(shop, base, promotions, hints, value, up_to, source, shown_details=details)
 
 
 def group_shops(shops: Iterable[Shop]) -> list[list[Shop]]:
@@ -154,20 +190,39 @@ def _rank(offer: ProgrammeOffer) -> tuple:
     return (offer.value is None, -(offer.value or 0.0), offer.programme.name)
 
 
+# Values closer than half a cent per 100 € are the same to a shopper: all of them are "best".
+TIE_TOLERANCE = 0.005
+
+
+def compare_group(group: Iterable[Shop], euro_per_unit: Mapping[str, Optional[float]],
+                  now: datetime) -> ShopComparison:
+    """Rank one merchant's offers across programmes, best first, marking every tied best offer."""
+    offers = sorted((build_offer(shop, euro_per_unit.get(shop.programme.slug), now) for shop in group),
+                    key=_rank)
+    if offers and offers[0].value is not None:
+        for offer in offers:
+            offer.is_best = offer.value is not None and offers[0].value - offer.value < TIE_TOLERANCE
+    # Name the merchant as the best-paying programme does.
+    return ShopComparison(offers[0].shop.name, offers)
+
+
 def compare_shops(
     shops: Iterable[Shop], euro_per_unit: Mapping[str, Optional[float]], now: datetime
 ) -> list[ShopComparison]:
     """Group shops across programmes and rank each group's offers, best first."""
-    comparisons = []
-    for group in group_shops(shops):
-        offers = sorted(
-            (build_offer(shop, euro_per_unit.get(shop.programme.slug), now) for shop in group),
-            key=_rank,
-        )
-        # Name the merchant as the best-paying programme does.
-        comparisons.append(ShopComparison(offers[0].shop.name, offers))
-    comparisons.sort(key=lambda comparison: normalise_name(comparison.name))
+    comparisons = [compare_group(group, euro_per_unit, now) for group in group_shops(shops)]
+    comparisons.sort(key=by_name)
     return comparisons
+
+
+def by_name(comparison: ShopComparison) -> tuple:
+    return (normalise_name(comparison.name), comparison.name)
+
+
+def by_value(comparison: ShopComparison) -> tuple:
+    """Best value first; merchants whose value cannot be computed last, each part by name."""
+    value = comparison.best_value
+    return (value is None, -(value or 0.0), *by_name(comparison))
 
 
 def matches_query(comparison: ShopComparison, query: str) -> bool:

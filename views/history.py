@@ -101,4 +101,4 @@ def stats() -> Any:
         })
     charts = {spec.name: durations_chart(statistics.last_runs(spec.name)) for spec in SCRAPERS}
     return render_template("stats.html", scrapers=SCRAPERS, figures=statistics.figures, windows=WINDOWS_DAYS,
-                           charts=charts, shops=shops_chart(shops), zone=current_app.config["SCHEDULE_TIMEZONE"])
+                           charts=charts, shops=shops_chart(shops), zone=current_app.config["DISPLAY_TIMEZONE"])

@@ -16,6 +16,7 @@ from jobs.schedules import Schedule, ScheduleError, Schedules
 from scrapers.registry import SCRAPERS_BY_NAME
 from views.access import require_admin, wants_json
 from views.errors import json_error
+from views.timezone import local
 
 bp = Blueprint("schedules", __name__, url_prefix="/admin/schedules")
 
@@ -37,7 +38,7 @@ def _schedules() -> Schedules:
 
 
 def _local(moment: Optional[datetime]) -> Optional[datetime]:
-    return moment.replace(tzinfo=timezone.utc).astimezone(_schedules().zone) if moment else None
+    return local(moment)
 
 
 def _as_json(schedule: Schedule) -> dict[str, Any]:
@@ -55,7 +56,8 @@ def index() -> Any:
     if wants_json():
         return jsonify([_as_json(schedule) for schedule in schedules])
     return render_template("schedules.html", schedules=schedules, local=_local,
-                           zone=current_app.config["SCHEDULE_TIMEZONE"], labels=SCRAPERS_BY_NAME)
+                           zone=current_app.config["SCHEDULE_TIMEZONE"], labels=SCRAPERS_BY_NAME,
+                           display_zone=current_app.config["DISPLAY_TIMEZONE"])
 
 
 @bp.post("/<name>")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Optional
 
 import sqlalchemy as sa
@@ -9,8 +10,10 @@ from flask import Blueprint, abort, current_app, render_template, request
 from sqlalchemy.orm import selectinload
 
 from models import Programme, Shop, db, utcnow
+from scrapers.german_text import count_of, number_de
 from views.charts import history_chart
-from views.comparison import compare_shops, matches_query
+from views.comparison import compare_shops
+from views.shop_ranking import SORTS, comparison_page
 
 bp = Blueprint("shops", __name__)
 
@@ -38,20 +41,30 @@ def _active_shops() -> list[Shop]:
 
 @bp.get("/")
 def index() -> str:
-    """Search shops and show every programme's current offer, best first."""
+    """Search and filter the merchants, best value (or name) first, a page at a time."""
     query = request.args.get("q", "").strip()[:MAX_QUERY_LENGTH]
-    values = euro_values()
-    comparisons = compare_shops(_active_shops(), values, utcnow())
-    if query:
-        comparisons = [comparison for comparison in comparisons if matches_query(comparison, query)]
+    sort = request.args.get("sort", "value") if request.args.get("sort") in SORTS else "value"
     programmes = db.session.scalars(sa.select(Programme).order_by(Programme.id)).all()
+    wanted_programme = request.args.get("programme", "")
+    if wanted_programme not in {programme.slug for programme in programmes}:
+        wanted_programme = ""
+    values = euro_values()
+    page = comparison_page(programmes, values, utcnow(), query=query, programme=wanted_programme, sort=sort,
+                           number=request.args.get("page", 1, type=int))
+    if page is None:
+        abort(404, description="Diese Seite der Liste gibt es nicht: die Liste ist kürzer.")
+    filters = {"q": query or None, "sort": sort if sort != "value" else None, "programme": wanted_programme or None}
     return render_template(
         "index.html",
-        comparisons=comparisons,
+        page=page,
+        comparisons=page.comparisons,
         query=query,
+        sort=sort,
+        programme=wanted_programme,
+        filters=filters,
         programmes=programmes,
         euro_values=values,
-        any_sample=any(o.shop.is_sample or o.programme.is_sample for c in comparisons for o in c.offers),
+        any_sample=any(o.shop.is_sample or o.programme.is_sample for c in page.comparisons for o in c.offers),
     )
 
 
@@ -90,5 +103,18 @@ def euro(value: Optional[float]) -> str:
 
 
 @bp.app_template_filter("date_de")
-def date_de(moment) -> str:
+def date_de(moment: Optional[datetime]) -> str:
+    """A rate's date as stored, not converted: PAYBACK stores "bis 31.12." as 31.12. 23:59:59 of the
+    day it names (scrapers/payback.py), which a conversion from UTC would move to the next day."""
     return moment.strftime("%d.%m.%Y") if moment else ""
+
+
+@bp.app_template_filter("number_de")
+def number_de_filter(value: float) -> str:
+    return number_de(value)
+
+
+@bp.app_template_filter("plural")
+def plural(count: int, singular: str, plural_form: str) -> str:
+    """``{{ n | plural("Seite", "Seiten") }}``: "1 Seite", "2 Seiten"."""
+    return count_of(count, singular, plural_form)
