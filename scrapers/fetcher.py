@@ -46,7 +46,7 @@ from scrapers.fetch_errors import (
     AddressNotAllowed, FetchError, RobotsDisallowed, RobotsUnreachable, describe_network_error, is_transient,
 )
 from scrapers.fetch_settings import FetchSettings
-from scrapers.host_gate import HostGate, HostGates, SlotBeyondDeadline
+from scrapers.host_gate import HostGate, HostGates, HostState, SlotBeyondDeadline
 from scrapers.robots import RobotsRules
 
 __all__ = ["Fetcher", "FetchError", "FetchSettings", "RobotsDisallowed", "RobotsUnreachable", "AddressNotAllowed"]
@@ -136,6 +136,14 @@ class Fetcher:
             except requests.RequestException as exc:
                 raise FetchError(f"Ungültige URL {url!r}: {exc}") from exc
         return self._follow(url, check_robots=True)
+
+    def host_states(self) -> list[HostState]:
+        """Politeness state of every origin met so far (robots.txt, interval, next slot) as plain data."""
+        return self._gates.states()
+
+    def adopt(self, state: HostState) -> None:
+        """Continue where another fetcher (in another process) left an origin: its slot, its robots.txt."""
+        self._gates[state.origin].adopt(state)
 
     def get_many(self, urls: Sequence[str]) -> Iterator[tuple[str, Union[bytes, FetchError]]]:
         """Fetch ``urls`` concurrently; yield ``(url, body or FetchError)`` in completion order."""

@@ -14,9 +14,8 @@ from flask import current_app
 
 from scrapers.errors import ScrapeError
 from scrapers.fetcher import Fetcher, FetchError, FetchSettings
-from scrapers.miles_and_more_pages import (
-    ONLINE, parse_partner_pages, parse_sitemap, partner_page_url,
-)
+from scrapers.miles_and_more_pages import ONLINE, parse_sitemap, partner_page_url
+from scrapers.partner_batches import PageBatch, fetch_and_parse, pages_per_batch
 from scrapers.progress import ScrapeJob, close_on_stop
 from scrapers.run_log import scrape_run, store_and_report
 from scrapers.sources import open_source
@@ -28,9 +27,6 @@ PROGRAMME = "miles_and_more"
 MAX_CHILD_SITEMAPS = 50
 # Above this share of failed partner pages the run is not worth storing.
 MAX_FAILED_SHARE = 0.2
-# Partner pages parsed per step in the parse pool: few enough to keep fetching and parsing
-# side by side, enough that handing them over costs little.
-PAGES_PER_STEP = 8
 
 
 def _partner_urls(fetcher: Fetcher, sitemap_url: str, limit: int) -> list[str]:
@@ -66,34 +62,33 @@ def scrape_miles_and_more(job: ScrapeJob) -> dict[str, int]:
         urls = _partner_urls(fetcher, source.url, int(config["MAX_SITEMAP_URLS"]))
         if not urls:
             raise ScrapeError("Miles & More: unerwartetes Format: die Sitemap enthält keine /partner/-Seiten")
-        total = len(urls)
+        # One fetch per page, however many sitemap URLs lead to it.
+        pages = list({partner_page_url(url): source.public_url(url) for url in urls}.items())
+        total = len(pages)
         job.add_message(
             f"{total} Partnerseiten gefunden; lade bis zu {settings.host_concurrency} gleichzeitig, "
             f"mindestens {settings.min_interval:g} s Abstand"
         )
         job.set_progress(0, total + 1)
+        offers: list[Offer] = []
         failures: list[FetchError] = []
-        parsed: list[list] = []  # one list of offers (None: hidden) per step
-        steps, batch = Steps(job), []
+        hidden = 0
         report_every = max(1, total // 20)
-        pages = {partner_page_url(url): url for url in urls}
-        for done, (page_url, body) in enumerate(fetcher.get_many(list(pages)), 1):
-            if isinstance(body, FetchError):
-                failures.append(body)
-                job.add_message(f"Seite übersprungen: {body}")
-            else:
-                batch.append((body, source.public_url(pages[page_url])))
-            if len(batch) >= PAGES_PER_STEP:
-                parsed.extend(steps.submit(parse_partner_pages, batch))
-                batch = []
+        hosts = {state.origin: state for state in fetcher.host_states()}  # robots.txt read with the sitemap
+        steps, size, done = Steps(job), pages_per_batch(fetcher.settings), 0
+        for start in range(0, total, size):
+            batch = PageBatch(fetcher.settings, tuple(hosts.values()), tuple(pages[start:start + size]))
+            outcome = steps.run(fetch_and_parse, batch)
+            hosts.update((state.origin, state) for state in outcome.hosts)
+            offers.extend(outcome.offers)
+            hidden += outcome.hidden
+            failures.extend(outcome.failures)
+            for failure in outcome.failures:
+                job.add_message(f"Seite übersprungen: {failure}")
+            before, done = done, done + len(batch.pages)
             job.set_progress(done, total + 1)
-            if done % report_every == 0 or done == total:
+            if done // report_every > before // report_every or done == total:
                 job.add_message(f"{done} von {total} Partnerseiten geladen")
-        if batch:
-            parsed.extend(steps.submit(parse_partner_pages, batch))
-        parsed.extend(steps.finish())
-        offers: list[Offer] = [offer for step in parsed for offer in step if offer is not None]
-        hidden = sum(offer is None for step in parsed for offer in step)
         if len(failures) > MAX_FAILED_SHARE * total:
             error = ScrapeError(
                 f"{len(failures)} von {total} Partnerseiten nicht ladbar; erster Fehler: {failures[0]}"
