@@ -104,9 +104,9 @@ def throughput(queue: JobQueue, jobs: int, repeat: int, group: Optional[ProcessG
     return statistics.median(rates)
 
 
-def in_process(url: str, jobs: int, pickups: int, repeat: int) -> Figures:
-    """The default shape: the enqueuing process runs the worker thread itself."""
-    app, queue = bare_app(url)
+def in_process(url: str, jobs: int, pickups: int, repeat: int, **config: object) -> Figures:
+    """The default shape: the enqueuing process runs the worker thread itself (``config``: e.g. its threads)."""
+    app, queue = bare_app(url, **config)
     with app.app_context():
         queue.start()
         rate = throughput(queue, jobs, repeat)
