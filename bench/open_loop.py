@@ -71,8 +71,10 @@ class _Connection:
         self.writer.close()
 
 
-async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> tuple[bytes, bool]:
+async def _read_body(reader: asyncio.StreamReader, status: int, headers: dict[str, str]) -> tuple[bytes, bool]:
     """Return the body and whether the connection may be used again."""
+    if status in (204, 304) or 100 <= status < 200:
+        return b"", True  # no body, whatever the headers say (RFC 9112 6.3)
     if "content-length" in headers:
         return await reader.readexactly(int(headers["content-length"])), True
     if headers.get("transfer-encoding", "").lower() == "chunked":
@@ -103,8 +105,9 @@ class HttpClient:
         reader, writer = await asyncio.open_connection(self.host, self.port)
         return _Connection(reader, writer), False
 
-    async def _exchange(self, connection: _Connection, method: str, path: str, body: bytes) -> Response:
-        request = f"{method} {path} HTTP/1.1\r\n{self._head}Content-Length: {len(body)}\r\n\r\n"
+    async def _exchange(self, connection: _Connection, method: str, path: str, body: bytes,
+                        headers: str) -> Response:
+        request = f"{method} {path} HTTP/1.1\r\n{self._head}{headers}Content-Length: {len(body)}\r\n\r\n"
         connection.writer.write(request.encode("latin-1") + body)
         await connection.writer.drain()
         head = await connection.reader.readuntil(b"\r\n\r\n")
@@ -115,7 +118,7 @@ class HttpClient:
             if ":" in line:
                 name, value = line.split(":", 1)
                 headers[name.strip().lower()] = value.strip()
-        payload, reusable = await _read_body(connection.reader, headers)
+        payload, reusable = await _read_body(connection.reader, int(status), headers)
         keep = reusable and version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
         if keep:
             self._idle.append(connection)
@@ -123,13 +126,15 @@ class HttpClient:
             connection.close()
         return Response(int(status), headers, payload)
 
-    async def request(self, method: str, path: str, body: bytes = b"") -> Response:
+    async def request(self, method: str, path: str, body: bytes = b"",
+                      headers: Optional[dict[str, str]] = None) -> Response:
         """Send one request and read its answer, within ``timeout`` seconds (waiting for a slot included)."""
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         async with asyncio.timeout(self.timeout), self._slots:  # one deadline, no extra task per request
             for reuse in (True, False):
                 connection, reused = await self._connection(reuse)
                 try:
-                    return await self._exchange(connection, method, path, body)
+                    return await self._exchange(connection, method, path, body, extra)
                 except (asyncio.IncompleteReadError, ConnectionError):
                     connection.close()
                     if not reused:
@@ -147,11 +152,16 @@ class HttpClient:
         self._idle.clear()
 
 
-async def _timed(client: HttpClient, sample: Sample, path: str, clock: Clock) -> None:
+async def _timed(client: HttpClient, sample: Sample, path: str, clock: Clock,
+                 etags: Optional[dict[str, str]]) -> None:
     sample.sent = clock()
+    # Like the admin page: send the last answer's ETag, so an unchanged job may be answered 304.
+    headers = {"If-None-Match": etags[path]} if etags is not None and path in etags else None
     try:
-        response = await client.request("GET", path)
+        response = await client.request("GET", path, headers=headers)
         sample.status = response.status
+        if etags is not None and response.status == 200 and "etag" in response.headers:
+            etags[path] = response.headers["etag"]
     except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
         sample.error = type(exc).__name__
     sample.answered = clock()
@@ -165,7 +175,9 @@ class Stream:
     client: HttpClient
     rate: float
     path_for: Callable[[int], str]
+    conditional: bool = False  # send If-None-Match with the ETag of the last 200 for the same path
     samples: list[Sample] = field(default_factory=list)
+    etags: dict[str, str] = field(default_factory=dict)
 
 
 async def run_streams(streams: list[Stream], until: Callable[[], bool],
@@ -191,7 +203,8 @@ async def run_streams(streams: list[Stream], until: Callable[[], bool],
                 return
             sample = Sample(stream.kind, due)
             stream.samples.append(sample)
-            task = asyncio.create_task(_timed(stream.client, sample, stream.path_for(index), clock))
+            task = asyncio.create_task(_timed(stream.client, sample, stream.path_for(index), clock,
+                                              stream.etags if stream.conditional else None))
             pending.add(task)
             task.add_done_callback(pending.discard)
             index += 1

@@ -102,6 +102,7 @@ class Options:
     idle_seconds: float = 20.0
     page_every: float = 2.0
     max_busy_seconds: float = 900.0
+    conditional: bool = True  # poll as the admin page does: If-None-Match with the last ETag
 
 
 @dataclass
@@ -115,6 +116,7 @@ class RowResult:
     pages_busy: list[Sample] = field(default_factory=list)
     walls: dict[str, float] = field(default_factory=dict)
     outcomes: dict[str, str] = field(default_factory=dict)
+    load: float = 0.0  # the machine's 1-minute load average as the busy phase ended: other work skews figures
 
 
 def free_port() -> int:
@@ -259,7 +261,8 @@ async def _measure(plan: Plan, source: Source, options: Options, group: ProcessG
         probed: dict[str, dict[str, Any]] = {}
         await _wait_final(control, [probe], probed, group, START_TIMEOUT, every=0.1)
 
-        idle = [Stream("job_status", api, options.rate, lambda i: f"/admin/job_status/{probe}"),
+        idle = [Stream("job_status", api, options.rate, lambda i: f"/admin/job_status/{probe}",
+                       options.conditional),
                 Stream("page", browser, 1 / options.page_every, lambda i: "/")]
         await run_streams(idle, lambda: False, options.idle_seconds)
         result.idle, result.pages_idle = idle[0].samples, idle[1].samples
@@ -268,10 +271,12 @@ async def _measure(plan: Plan, source: Source, options: Options, group: ProcessG
         ids = [await start_job(control, endpoint) for _name, endpoint in SCRAPES]
         finals: dict[str, dict[str, Any]] = {}
         watcher = asyncio.create_task(_wait_final(control, ids, finals, group, options.max_busy_seconds))
-        busy = [Stream("job_status", api, options.rate, lambda i: f"/admin/job_status/{ids[i % len(ids)]}"),
+        busy = [Stream("job_status", api, options.rate, lambda i: f"/admin/job_status/{ids[i % len(ids)]}",
+                       options.conditional),
                 Stream("page", browser, 1 / options.page_every, lambda i: "/")]
         await run_streams(busy, lambda: len(finals) == len(ids) or watcher.done(), options.max_busy_seconds)
         await watcher  # raises if a process died meanwhile
+        result.load = os.getloadavg()[0]
         result.busy, result.pages_busy = busy[0].samples, busy[1].samples
         for (name, _endpoint), job_id in zip(SCRAPES, ids):
             record = finals.get(job_id)
@@ -308,6 +313,7 @@ class Latencies:
     p99: float
     max: float
     send_lag_p99: float  # how late the generator itself sent: a check on the figures, not the server's doing
+    not_modified: int = 0  # answers 304 (the job had not changed since the ETag sent)
 
     @classmethod
     def of(cls, samples: list[Sample]) -> "Latencies":
@@ -318,7 +324,8 @@ class Latencies:
             return cls(len(samples), errors, *(float("nan"),) * 5)
         lags = [(s.sent - s.due) * 1000 for s in samples if s.sent is not None]
         return cls(len(samples), errors, percentile(values, 0.50), percentile(values, 0.95),
-                   percentile(values, 0.99), max(values), percentile(lags, 0.99))
+                   percentile(values, 0.99), max(values), percentile(lags, 0.99),
+                   sum(1 for s in samples if s.status == 304))
 
 
 def plans(servers: list[str], shapes: list[str], scenarios: list[str]) -> Iterator[Plan]:
@@ -348,12 +355,18 @@ def run_plans(selected: list[Plan], options: Options, pages: int = LIVE_PARTNER_
 
 
 def print_report(results: list[RowResult], options: Options) -> None:
-    """One line per row, then the wall-time ratios pool vs in-thread."""
+    """One line per row, then the wall-time ratios pool vs in-thread.
+
+    ``gen lag`` is the 99th percentile of how late this generator sent (a
+    large one means the machine was short of CPU for the generator too);
+    ``load`` is the 1-minute load average as the busy phase ended (2 cores);
+    ``304s`` the share of job_status answers that were 304 Not Modified.
+    """
     print(f"\njob_status at {options.rate:g}/s open loop (latency from each request's due time), "
           f"'/' every {options.page_every:g} s; idle {options.idle_seconds:g} s, busy until both scrapes end\n")
     print(f"{'server':<14}{'shape':<9}{'scenario':<9}"
           f"{'idle p50/p95/p99 ms':>21}{'busy p50/p95/p99 ms':>23}{'busy max':>9}{'x p95':>7}{'x p99':>7}"
-          f"{'errors':>8}{'/ busy p95':>11}{'M&M s':>8}{'PAYBACK s':>10}{'gen lag':>9}")
+          f"{'errors':>8}{'/ busy p95':>11}{'M&M s':>8}{'PAYBACK s':>10}{'gen lag':>9}{'load':>6}{'304s':>6}")
     for row in results:
         idle, busy, page = Latencies.of(row.idle), Latencies.of(row.busy), Latencies.of(row.pages_busy)
         walls = [f"{row.walls[name]:.1f}" if name in row.walls else row.outcomes.get(name, "-")
@@ -363,7 +376,8 @@ def print_report(results: list[RowResult], options: Options) -> None:
               f"{busy.p50:>9.1f}{busy.p95:>7.1f}{busy.p99:>7.1f}{busy.max:>9.0f}"
               f"{busy.p95 / idle.p95:>7.1f}{busy.p99 / idle.p99:>7.1f}"
               f"{idle.errors + busy.errors:>8}{page.p95:>11.1f}{walls[0]:>8}{walls[1]:>10}"
-              f"{max(idle.send_lag_p99, busy.send_lag_p99):>9.1f}")
+              f"{max(idle.send_lag_p99, busy.send_lag_p99):>9.1f}{row.load:>6.1f}"
+              f"{(idle.not_modified + busy.not_modified) / max(1, idle.count + busy.count):>6.0%}")
     by_key = {(row.plan.server, row.plan.shape, row.plan.scenario): row for row in results}
     for (server, shape, scenario), row in by_key.items():
         baseline = by_key.get((server, "inthread", scenario))
@@ -384,6 +398,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=100.0, help="job_status requests per second")
     parser.add_argument("--page-every", type=float, default=2.0, help="seconds between two loads of /")
     parser.add_argument("--max-busy-seconds", type=float, default=900.0)
+    parser.add_argument("--no-etag", dest="conditional", action="store_false",
+                        help="never send If-None-Match (the admin page does, once the server sends ETags)")
     parser.add_argument("--pages", type=int, default=LIVE_PARTNER_PAGES, help="Miles & More partner pages")
     parser.add_argument("--shops", type=int, default=LIVE_PAYBACK_SHOPS, help="PAYBACK shops")
     parser.add_argument("--quick", action="store_true",
@@ -410,7 +426,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[list[str]] = None) -> None:
     args = parse_args(argv)
-    options = Options(args.rate, args.idle_seconds, args.page_every, args.max_busy_seconds)
+    options = Options(args.rate, args.idle_seconds, args.page_every, args.max_busy_seconds, args.conditional)
     selected = list(plans(args.servers.split(","), args.shapes.split(","), args.scenarios.split(",")))
     results = run_plans(selected, options, args.pages, args.shops)
     print_report(results, options)

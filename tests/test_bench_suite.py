@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -73,6 +73,49 @@ def test_a_stalled_request_shows_as_latency_of_the_requests_due_after_it(stallin
     for sample in following:
         assert sample.answered >= stalled.due + STALL_SECONDS
         assert sample.latency >= STALL_SECONDS - (sample.due - stalled.due)
+
+
+class _EtagHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive; 304 without a body when the client already has the ETag."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib name)
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 (stdlib name)
+        if self.headers.get("If-None-Match") == '"v1"':
+            self.send_response(304)
+            self.send_header("ETag", '"v1"')
+            self.end_headers()
+            return
+        body = b'{"status": "running"}'
+        self.send_response(200)
+        self.send_header("ETag", '"v1"')
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_polling_sends_the_last_etag_and_reads_304_answers_without_a_body() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EtagHandler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+
+    async def poll() -> list[Sample]:
+        client = HttpClient("127.0.0.1", server.server_port, timeout=10)
+        stream = Stream("job_status", client, 100.0, lambda i: "/admin/job_status/1", conditional=True)
+        await run_streams([stream], lambda: False, max_seconds=0.2)
+        client.close()
+        return stream.samples
+
+    try:
+        samples = asyncio.run(poll())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert samples[0].status == 200 and all(sample.ok for sample in samples)
+    assert [sample.status for sample in samples].count(304) >= 1  # the ETag came back, the 304 was read
 
 
 def test_due_times_follow_a_fixed_schedule_and_failures_count() -> None:
