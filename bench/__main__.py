@@ -13,7 +13,8 @@ Rows (each script can also be run alone, with more detail)
     * pickup latency (``pickup_latency.py``): JobQueue vs a 100 ms sleep-polling worker;
     * queue throughput per database (``queue_throughput.py``): 3 worker threads vs 1,
       SQLite, and PostgreSQL with ``--postgres URL`` or ``TEST_DATABASE_URL`` (emptied first);
-    * Miles & More scrape wall time (``scrape_speed.py``, 50 ms per page): concurrency 16 and
+    * Miles & More scrape wall time (``scrape_speed.py``, 50 ms per page, pages of a live page's
+      size): concurrency 16 and
       the parse pool vs concurrency 1 parsing in-thread;
     * ``job_status`` latency while both scrapers run (``responsiveness.py``, ``flask run``):
       busy vs idle, with the parse pool and parsing in-thread;
@@ -42,10 +43,12 @@ for folder in (str(BENCH.parent), str(BENCH)):
     if folder not in sys.path:
         sys.path.insert(0, folder)
 
+import loopback_sources  # noqa: E402
 import pickup_latency  # noqa: E402
 import queue_throughput  # noqa: E402
 import responsiveness  # noqa: E402
 import scrape_speed  # noqa: E402
+import served_app  # noqa: E402
 import worker_memory  # noqa: E402
 
 
@@ -102,17 +105,18 @@ def throughput_rows(label: str, url: str, sizes: Sizes) -> list[Row]:
 
 
 def scrape_rows(sizes: Sizes) -> list[Row]:
-    fast = scrape_speed.run("lifted, pool", sizes.pages, 0.05, 16, 0.0, SCRAPER_PARSE_PROCESSES=2)
-    seed = scrape_speed.run("concurrency 1, in-thread", sizes.pages, 0.05, 1, 0.0, SCRAPER_PARSE_PROCESSES=0)
-    return [Row(f"Miles & More scrape, {sizes.pages} pages of 50 ms, conc. 16", "s", fast.seconds,
+    size = loopback_sources.LIVE_PAGE_BYTES
+    fast = scrape_speed.run("lifted, pool", sizes.pages, 0.05, 16, 0.0, size, SCRAPER_PARSE_PROCESSES=2)
+    seed = scrape_speed.run("concurrency 1, in-thread", sizes.pages, 0.05, 1, 0.0, size, SCRAPER_PARSE_PROCESSES=0)
+    return [Row(f"Miles & More scrape, {sizes.pages} pages of 50 ms, {size // 1000} KB, conc. 16", "s", fast.seconds,
                 "concurrency 1, parsing in-thread", seed.seconds)]
 
 
 def responsiveness_rows(sizes: Sizes) -> list[Row]:
-    options = responsiveness.Options(idle_seconds=sizes.idle_seconds)
-    plans = [responsiveness.Plan("flask", shape, "lifted") for shape in sizes.shapes]
+    options = served_app.Options(idle_seconds=sizes.idle_seconds)
+    plans = [served_app.Plan("flask", shape, "lifted") for shape in sizes.shapes]
     rows = []
-    for result in responsiveness.run_plans(plans, options, progress=False):
+    for result in served_app.run_plans(plans, options, progress=False):
         idle = responsiveness.Latencies.of(result.idle)
         busy = responsiveness.Latencies.of(result.busy)
         shape = "parse pool" if result.plan.shape == "pool" else "parsing in-thread"

@@ -21,7 +21,7 @@ time); the server counts requests and the most in flight at once.
 Run on its own (the responsiveness bench does, so its threads share no
 interpreter lock with the load generator)::
 
-    python bench/loopback_sources.py [--pages 536] [--shops 706] [--latency 0]
+    python bench/loopback_sources.py [--pages 536] [--shops 706] [--latency 0] [--page-bytes 120000]
 
 It prints ``READY <port>`` once it listens and serves until it is terminated.
 """
@@ -46,6 +46,13 @@ PAYBACK_ENDPOINT = "/onsflows/api/digital-shops"
 #: As many partner pages as the live portal listed (2026-11) and shops as the live catalogue.
 LIVE_PARTNER_PAGES = 536
 LIVE_PAYBACK_SHOPS = 706
+#: Size of a live partner page: the samples keep only what the parser reads (about 1.6 KB), a live
+#: page carries navigation, tiles and footer around it (about 120 KB, as measured for issue 14's
+#: parser work), and the HTML tokenizer pays for every byte of it.
+LIVE_PAGE_BYTES = 120_000
+_TILE = ('<li class="partner-tile"><a class="partner-link" href="/partner/similar_{k}">'
+         '<img src="https://static.example/logo-{k}.png" alt="">Ähnlicher Partner {k}</a>'
+         '<span class="earn-rate">1 Meile pro 1 €</span></li>\n')
 
 _ROUTER_DATA = re.compile(r'(<script type="application/json" id="__STATIC_ROUTER_DATA__">)(.*?)(</script>)', re.S)
 
@@ -75,13 +82,28 @@ def _sample_partner_pages() -> list[tuple[str, str]]:
     return [(path.stem, path.read_text(encoding="utf-8")) for path in sorted(folder.glob("*.html"))]
 
 
-def live_partner_pages(count: int = LIVE_PARTNER_PAGES) -> dict[str, bytes]:
+def _padded(html: str, page_bytes: int) -> str:
+    """``html`` with tiles of similar partners before ``</main>`` until it is about ``page_bytes`` long."""
+    missing = page_bytes - len(html.encode("utf-8"))
+    if missing <= 0 or "</main>" not in html:
+        return html
+    tiles, k = [], 0
+    while missing > 0:
+        tile = _TILE.format(k=k)
+        tiles.append(tile)
+        missing -= len(tile.encode("utf-8"))
+        k += 1
+    return html.replace("</main>", f'<aside class="similar-partners"><ul>\n{"".join(tiles)}</ul></aside></main>', 1)
+
+
+def live_partner_pages(count: int = LIVE_PARTNER_PAGES, page_bytes: int = LIVE_PAGE_BYTES) -> dict[str, bytes]:
     """Return ``count`` partner pages (path -> body) in the live shape, cloned from the samples.
 
     Each clone gets its own ``unique_name``, ``partner_id`` and name, so the
     scraper stores ``count`` distinct partners; everything else (campaigns,
-    hints, statuses, hidden partners) is the sample's, so parsing costs what a
-    live page costs.
+    hints, statuses, hidden partners) is the sample's, and each page is padded
+    with markup to ``page_bytes`` (0: the sample's size), so parsing costs
+    about what a live page costs.
     """
     samples = _sample_partner_pages()
     pages: dict[str, bytes] = {}
@@ -97,7 +119,7 @@ def live_partner_pages(count: int = LIVE_PARTNER_PAGES) -> dict[str, bytes]:
         bonded["partner_id"] = str(100000 + index)
         bonded["name"] = f"{bonded.get('name', stem)} {index}"
         script = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
-        body = html[:match.start(2)] + script + html[match.end(2):]
+        body = _padded(html[:match.start(2)] + script + html[match.end(2):], page_bytes)
         pages[f"/partner/{unique_name}"] = body.encode("utf-8")
     return pages
 
@@ -216,9 +238,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--pages", type=int, default=LIVE_PARTNER_PAGES)
     parser.add_argument("--shops", type=int, default=LIVE_PAYBACK_SHOPS)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per partner page")
+    parser.add_argument("--page-bytes", type=int, default=LIVE_PAGE_BYTES, help="size of a partner page")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
-    with serve_sources(live_partner_pages(args.pages), payback_catalogue(args.shops),
+    with serve_sources(live_partner_pages(args.pages, args.page_bytes), payback_catalogue(args.shops),
                        args.latency, args.port) as source:
         print(f"READY {source.base.rsplit(':', 1)[1]}", flush=True)
         threading.Event().wait()

@@ -19,6 +19,7 @@ from typing import Any, Iterator
 import pytest
 
 import responsiveness  # bench/ is on the path (conftest)
+import served_app
 from loopback_sources import live_partner_pages, payback_catalogue
 from open_loop import HttpClient, Sample, Stream, due_time, run_streams
 from scrapers.miles_and_more_pages import parse_partner_page
@@ -140,10 +141,10 @@ def test_the_loopback_sources_serve_distinct_partners_in_the_live_shape() -> Non
 def test_the_responsiveness_flags_pick_rows_and_quick_leaves_explicit_flags_alone() -> None:
     args = responsiveness.parse_args(["--quick", "--servers", "gunicorn:2x4"])
     assert (args.servers, args.shapes, args.idle_seconds) == ("gunicorn:2x4", "pool,inthread", 5.0)
-    command = responsiveness.server_command("gunicorn:2x4", 8123)
+    command = served_app.server_command("gunicorn:2x4", 8123)
     assert command[command.index("-k") + 1] == "gthread" and command[command.index("-w") + 1] == "2"
     assert command[command.index("--threads") + 1] == "4"
-    plans = list(responsiveness.plans(["flask"], ["pool", "worker"], ["lifted"]))
+    plans = list(served_app.plans(["flask"], ["pool", "worker"], ["lifted"]))
     assert [plan.shape for plan in plans] == ["pool", "worker"]
 
 
