@@ -16,8 +16,10 @@ Rows (each script can also be run alone, with more detail)
     * Miles & More scrape wall time (``scrape_speed.py``, 50 ms per page, pages of a live page's
       size): concurrency 16 and
       the parse pool vs concurrency 1 parsing in-thread;
-    * ``job_status`` latency while both scrapers run (``responsiveness.py``, ``flask run``):
-      busy vs idle, with the parse pool and parsing in-thread;
+    * ``job_status`` latency while both scrapers run (``responsiveness.py``; gunicorn gthread with
+      one process of 8 threads, so the one web process is where parsing competes unless the parse
+      pool takes it; ``--server flask`` for ``flask run``): busy vs idle, with the parse pool and
+      parsing in-thread;
     * peak RSS of a ``flask worker`` after 10,000 jobs (``worker_memory.py``): 3 threads vs 1.
 
     python -m bench [--quick] [--postgres URL]
@@ -112,18 +114,20 @@ def scrape_rows(sizes: Sizes) -> list[Row]:
                 "concurrency 1, parsing in-thread", seed.seconds)]
 
 
-def responsiveness_rows(sizes: Sizes) -> list[Row]:
+def responsiveness_rows(sizes: Sizes, server: str) -> list[Row]:
     options = served_app.Options(idle_seconds=sizes.idle_seconds)
-    plans = [served_app.Plan("flask", shape, "lifted") for shape in sizes.shapes]
+    plans = [served_app.Plan(server, shape, "lifted") for shape in sizes.shapes]
     rows = []
     for result in served_app.run_plans(plans, options, progress=False):
         idle = responsiveness.Latencies.of(result.idle)
         busy = responsiveness.Latencies.of(result.busy)
         shape = "parse pool" if result.plan.shape == "pool" else "parsing in-thread"
-        rows += [Row(f"job_status p95 while scraping, {shape}", "ms", busy.p95, "idle server", idle.p95),
-                 Row(f"job_status p99 while scraping, {shape}", "ms", busy.p99, "idle server", idle.p99)]
+        where = f"{result.plan.server}, {shape}"
+        rows += [Row(f"job_status p95 while scraping, {where}", "ms", busy.p95, "idle server", idle.p95),
+                 Row(f"job_status p99 while scraping, {where}", "ms", busy.p99, "idle server", idle.p99)]
         if busy.errors or idle.errors:
-            print(f"  job_status errors ({shape}): {idle.errors} idle, {busy.errors} busy", flush=True)
+            print(f"  job_status errors ({where}; a timeout counts {served_app.REQUEST_TIMEOUT:g} s): "
+                  f"{idle.errors} idle, {busy.errors} busy", flush=True)
     return rows
 
 
@@ -149,7 +153,15 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--postgres", default=os.environ.get("TEST_DATABASE_URL"),
                         help="PostgreSQL URL for the queue rows (that database is emptied); "
                              "default TEST_DATABASE_URL")
-    return parser.parse_args(argv)
+    parser.add_argument("--server", default="gunicorn",
+                        help="server of the job_status rows: gunicorn (1 process x 8 threads), gunicorn:WxT "
+                             "or flask (flask run, which falls behind for good while a scrape parses)")
+    args = parser.parse_args(argv)
+    try:
+        served_app.server_command(args.server, 0)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return args
 
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -164,7 +176,7 @@ def main(argv: Optional[list[str]] = None) -> None:
             url = args.postgres.replace("postgresql://", "postgresql+psycopg://", 1)
             parts.append(("queue throughput, PostgreSQL", lambda: throughput_rows("PostgreSQL", url, sizes)))
         parts += [("scrape wall time", lambda: scrape_rows(sizes)),
-                  ("job_status idle and busy", lambda: responsiveness_rows(sizes)),
+                  ("job_status idle and busy", lambda: responsiveness_rows(sizes, args.server)),
                   ("worker memory", lambda: memory_rows(sizes))]
         rows: list[Row] = []
         began = time.monotonic()

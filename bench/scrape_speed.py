@@ -72,6 +72,8 @@ def run(label: str, pages: int, latency: float, concurrency: int, interval: floa
             "DATABASE_URL": f"sqlite:///{folder}/bench.sqlite",
             "SECRET_KEY": "bench",
             "JOBS_AUTOSTART": False,
+            # No delivery threads: they would outlive this run's scratch database in a suite.
+            "WEBHOOK_DELIVERY_AUTOSTART": False,
             "SCRAPER_SOURCES": "online",
             "MILES_AND_MORE_SITEMAP_URL": f"{base}/sitemap.xml",
             "SCRAPER_ALLOWED_HOSTS": base.removeprefix("http://"),  # the fake portal is on loopback
