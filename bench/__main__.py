@@ -84,11 +84,13 @@ class Sizes:
 
     @classmethod
     def quick(cls) -> "Sizes":
+        """Sizes for a fast pass (about 1.5 minutes)."""
         return cls(pickups=50, jobs=500, repeat=1, pages=150, idle_seconds=5.0, shapes=("pool",),
                    memory_jobs=2000)
 
 
 def pickup_rows(sizes: Sizes) -> list[Row]:
+    """JobQueue's pickup latency against the 100 ms sleep-polling worker of the seed."""
     rng = random.Random()
     ours = pickup_latency.summarize("JobQueue", pickup_latency.measure_job_queue(sizes.pickups, rng))
     seed = pickup_latency.summarize("seed-style", pickup_latency.measure_seed_style(sizes.pickups, rng))
@@ -107,6 +109,7 @@ def throughput_rows(label: str, url: str, sizes: Sizes) -> list[Row]:
 
 
 def scrape_rows(sizes: Sizes) -> list[Row]:
+    """The Miles & More scrape with limits lifted and the pool against concurrency 1 in-thread."""
     size = loopback_sources.LIVE_PAGE_BYTES
     fast = scrape_speed.run("lifted, pool", sizes.pages, 0.05, 16, 0.0, size, SCRAPER_PARSE_PROCESSES=2)
     seed = scrape_speed.run("concurrency 1, in-thread", sizes.pages, 0.05, 1, 0.0, size, SCRAPER_PARSE_PROCESSES=0)
@@ -115,6 +118,7 @@ def scrape_rows(sizes: Sizes) -> list[Row]:
 
 
 def responsiveness_rows(sizes: Sizes, server: str) -> list[Row]:
+    """job_status p95/p99 while both scrapers run against the same row's idle phase."""
     options = served_app.Options(idle_seconds=sizes.idle_seconds)
     plans = [served_app.Plan(server, shape, "lifted") for shape in sizes.shapes]
     rows = []
@@ -132,6 +136,7 @@ def responsiveness_rows(sizes: Sizes, server: str) -> list[Row]:
 
 
 def memory_rows(sizes: Sizes) -> list[Row]:
+    """A flask worker's peak RSS after many jobs, 3 threads against 1."""
     default = worker_memory.measure(sizes.memory_jobs, 3)
     seed = worker_memory.measure(sizes.memory_jobs, 1)
     return [Row(f"flask worker peak RSS after {sizes.memory_jobs} jobs, 3 threads", "MiB",
@@ -148,6 +153,7 @@ def print_table(rows: list[Row]) -> None:
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    """Read the flags; an unknown ``--server`` is refused before anything runs."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs: about 2 minutes")
     parser.add_argument("--postgres", default=os.environ.get("TEST_DATABASE_URL"),
@@ -165,6 +171,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
+    """Run every part in turn, then print the one table."""
     args = parse_args(argv)
     logging.disable(logging.WARNING)
     sizes = Sizes.quick() if args.quick else Sizes()

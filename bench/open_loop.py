@@ -147,6 +147,7 @@ class HttpClient:
             raise AssertionError("unreachable: the fresh connection's attempt returns or raises")
 
     def close(self) -> None:
+        """Close the idle connections (those in use close when their request ends)."""
         for connection in self._idle:
             connection.close()
         self._idle.clear()

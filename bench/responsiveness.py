@@ -68,7 +68,8 @@ class Latencies:
 
     @classmethod
     def of(cls, samples: list[Sample]) -> "Latencies":
-        # A failed request counts in the percentiles with the time it took to fail: dropping it would flatter.
+        """Summarise ``samples``; a failed request counts with the time it took to fail."""
+        # Dropping failed requests from the percentiles would flatter a server that times out.
         values = [s.latency * 1000 for s in samples if s.latency is not None]
         errors = sum(1 for s in samples if not s.ok)
         if not values:
@@ -114,6 +115,7 @@ def print_report(results: list[RowResult], options: Options) -> None:
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    """Read the flags; ``--quick`` fills in only what was not given."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--servers", help="flask, gunicorn, gunicorn:WxT, comma-separated (default flask,gunicorn)")
     parser.add_argument("--shapes", help=f"of {', '.join(SHAPES)}, comma-separated (default all)")
@@ -149,6 +151,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
+    """Measure the selected rows and print the report."""
     args = parse_args(argv)
     options = Options(args.rate, args.idle_seconds, args.page_every, args.max_busy_seconds, args.conditional)
     selected = list(plans(args.servers.split(","), args.shapes.split(","), args.scenarios.split(",")))

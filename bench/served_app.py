@@ -303,6 +303,7 @@ def measure_row(plan: Plan, source: Source, options: Options, folder: Path,
         group.stop()
 
 def plans(servers: list[str], shapes: list[str], scenarios: list[str]) -> Iterator[Plan]:
+    """Every row of the selection, scenario by scenario, so one scenario's rows sit together."""
     for scenario in scenarios:
         for server in servers:
             for shape in shapes:

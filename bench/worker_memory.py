@@ -78,6 +78,7 @@ def measure(jobs: int, threads: int, timeout: float = 600.0) -> WorkerMemory:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
+    """Measure one worker and print its peak and current RSS."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--threads", type=int, default=3)
