@@ -90,7 +90,7 @@ def print_report(results: list[RowResult], options: Options) -> None:
     print(f"\njob_status at {options.rate:g}/s open loop (latency from each request's due time), "
           f"'/' every {options.page_every:g} s; idle {options.idle_seconds:g} s, busy until both scrapes end\n")
     print(f"{'server':<14}{'shape':<9}{'scenario':<9}"
-          f"{'idle p50/p95/p99 ms':>21}{'busy p50/p95/p99 ms':>23}{'busy max':>9}{'x p95':>7}{'x p99':>7}"
+          f"{'idle p50/p95/p99 ms':>21}{'busy p50/p95/p99 ms':>26}{'busy max':>9}{'x p95':>7}{'x p99':>7}"
           f"{'errors':>8}{'/ busy p95':>11}{'M&M s':>8}{'PAYBACK s':>10}{'gen lag':>9}{'load':>6}{'304s':>6}")
     for row in results:
         idle, busy, page = Latencies.of(row.idle), Latencies.of(row.busy), Latencies.of(row.pages_busy)
@@ -98,7 +98,7 @@ def print_report(results: list[RowResult], options: Options) -> None:
                  for name, _ in SCRAPES]
         print(f"{row.plan.server:<14}{row.plan.shape:<9}{row.plan.scenario:<9}"
               f"{idle.p50:>7.1f}{idle.p95:>7.1f}{idle.p99:>7.1f}"
-              f"{busy.p50:>9.1f}{busy.p95:>7.1f}{busy.p99:>7.1f}{busy.max:>9.0f}"
+              f"{busy.p50:>10.1f}{busy.p95:>8.1f}{busy.p99:>8.1f}{busy.max:>9.0f}"
               f"{busy.p95 / idle.p95:>7.1f}{busy.p99 / idle.p99:>7.1f}"
               f"{idle.errors + busy.errors:>8}{page.p95:>11.1f}{walls[0]:>8}{walls[1]:>10}"
               f"{max(idle.send_lag_p99, busy.send_lag_p99):>9.1f}{row.load:>6.1f}"
