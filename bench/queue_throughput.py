@@ -178,10 +178,12 @@ def fresh_database(url: str) -> None:
             conn.execute(sa.text("DROP SCHEMA public CASCADE"))
             conn.execute(sa.text("CREATE SCHEMA public"))
     engine.dispose()
-    app = create_app({"DATABASE_URL": url, "TESTING": True, "SECRET_KEY": "bench-only", "JOBS_AUTOSTART": False})
-    with app.app_context():
-        app.extensions["job_queue"].store.engine.dispose()
-        app.extensions["sqlalchemy"].engine.dispose()
+    with tempfile.TemporaryDirectory(prefix="bench-instance-") as instance:  # first-start files: not in instance/
+        app = create_app({"DATABASE_URL": url, "TESTING": True, "SECRET_KEY": "bench-only",
+                          "JOBS_AUTOSTART": False}, instance_path=instance)
+        with app.app_context():
+            app.extensions["job_queue"].store.engine.dispose()
+            app.extensions["sqlalchemy"].engine.dispose()
 
 
 def main() -> None:
