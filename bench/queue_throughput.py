@@ -104,9 +104,9 @@ def throughput(queue: JobQueue, jobs: int, repeat: int, group: Optional[ProcessG
     return statistics.median(rates)
 
 
-def in_process(url: str, jobs: int, pickups: int, repeat: int) -> Figures:
-    """The default shape: the enqueuing process runs the worker thread itself."""
-    app, queue = bare_app(url)
+def in_process(url: str, jobs: int, pickups: int, repeat: int, **config: object) -> Figures:
+    """The default shape: the enqueuing process runs the worker thread itself (``config``: e.g. its threads)."""
+    app, queue = bare_app(url, **config)
     with app.app_context():
         queue.start()
         rate = throughput(queue, jobs, repeat)
@@ -178,10 +178,12 @@ def fresh_database(url: str) -> None:
             conn.execute(sa.text("DROP SCHEMA public CASCADE"))
             conn.execute(sa.text("CREATE SCHEMA public"))
     engine.dispose()
-    app = create_app({"DATABASE_URL": url, "TESTING": True, "SECRET_KEY": "bench-only", "JOBS_AUTOSTART": False})
-    with app.app_context():
-        app.extensions["job_queue"].store.engine.dispose()
-        app.extensions["sqlalchemy"].engine.dispose()
+    with tempfile.TemporaryDirectory(prefix="bench-instance-") as instance:  # first-start files: not in instance/
+        app = create_app({"DATABASE_URL": url, "TESTING": True, "SECRET_KEY": "bench-only",
+                          "JOBS_AUTOSTART": False}, instance_path=instance)
+        with app.app_context():
+            app.extensions["job_queue"].store.engine.dispose()
+            app.extensions["sqlalchemy"].engine.dispose()
 
 
 def main() -> None:

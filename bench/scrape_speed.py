@@ -1,7 +1,8 @@
 """Benchmark: the Miles & More scraper against a slow loopback portal.
 
-A loopback server imitates the portal: robots.txt, a sitemap of N partner
-pages (536 by default, as many as the real portal has), and each partner page
+A loopback server (``loopback_sources.py``) imitates the portal: robots.txt, a sitemap of N partner
+pages (536 by default, as many as the real portal has, in the live page shape; ``--page-bytes``
+pads them to a live page's size, default 0: pacing, not parsing, is measured here), and each partner page
 answered after 50 ms. The server counts the requests in flight at once. The
 scraper runs three ways, printed side by side:
 
@@ -19,109 +20,33 @@ Only figures are printed; nothing asserts on wall time.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+BENCH = Path(__file__).resolve().parent
+REPO_ROOT = BENCH.parent
+for folder in (str(REPO_ROOT), str(BENCH)):
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
 
 from app import DEFAULTS, create_app  # noqa: E402
 from job_queue import job_queue  # noqa: E402
 from models import db  # noqa: E402
 from scrapers.miles_and_more import scrape_miles_and_more  # noqa: E402
 
-PAGE = """<!doctype html><html lang="de"><head><meta charset="utf-8"><title>{name}</title></head>
-<body><h1>{name}</h1><script type="application/json" id="__STATIC_ROUTER_DATA__">{data}</script></body></html>"""
-
-
-class PortalStats:
-    """Requests seen by the fake portal, and the most in flight at once."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self.requests = 0
-
-    def enter(self) -> None:
-        with self.lock:
-            self.requests += 1
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-
-    def leave(self) -> None:
-        with self.lock:
-            self.in_flight -= 1
-
-
-def partner_page(index: int) -> bytes:
-    bonded = {
-        "unique_name": f"partner_{index}",
-        "name": f"Partner {index}",
-        "partner_id": index,
-        "loyalty_points": 1 + index % 4,
-        "status": "online",
-        "visible": True,
-        "hidden_shop": False,
-    }
-    data = {"loaderData": {"0": {"view": {"page": {"bonded_data": bonded}}}}}
-    return PAGE.format(name=f"Partner {index}", data=json.dumps(data)).encode()
+from loopback_sources import PortalStats, live_partner_pages, serve_sources  # noqa: E402
 
 
 @contextmanager
-def fake_portal(pages: int, latency: float) -> Iterator[tuple[str, PortalStats]]:
-    stats = PortalStats()
-    bodies = {f"/partner/partner_{i}": partner_page(i) for i in range(pages)}
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # headers and body as separate writes must not stall
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass
-
-        def do_GET(self) -> None:
-            stats.enter()
-            try:
-                path = self.path.split("?", 1)[0]
-                base = f"http://127.0.0.1:{self.server.server_port}"
-                if path == "/robots.txt":
-                    body = f"User-agent: *\nDisallow: /api\nSitemap: {base}/sitemap.xml\n".encode()
-                elif path == "/sitemap.xml":
-                    urls = "".join(f"<url><loc>{base}{p}</loc></url>" for p in bodies)
-                    body = ('<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/'
-                            f'sitemap/0.9">{urls}</urlset>').encode()
-                elif path in bodies:
-                    time.sleep(latency)  # the portal's own response time
-                    body = bodies[path]
-                else:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            finally:
-                stats.leave()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", stats
-    finally:
-        server.shutdown()
-        server.server_close()
+def fake_portal(pages: int, latency: float, page_bytes: int = 0) -> Iterator[tuple[str, PortalStats]]:
+    """Serve ``pages`` live-shaped partner pages, each answered after ``latency`` seconds."""
+    with serve_sources(live_partner_pages(pages, page_bytes), [], latency) as source:
+        yield source.base, source.stats
 
 
 @dataclass
@@ -135,18 +60,27 @@ class Outcome:
     added: int
 
 
-def run(label: str, pages: int, latency: float, concurrency: int, interval: float) -> Outcome:
-    with tempfile.TemporaryDirectory() as folder, fake_portal(pages, latency) as (base, stats):
+def run(label: str, pages: int, latency: float, concurrency: int, interval: float,
+        page_bytes: int = 0, **config: Any) -> Outcome:
+    """Scrape the loopback portal once in this thread; ``config`` adds app settings (e.g. the parse pool).
+
+    ``page_bytes`` pads each page to a live page's size (parsing then costs what it costs live);
+    0 keeps the samples' 1.6 KB, so the fetch pacing alone decides the wall time.
+    """
+    with tempfile.TemporaryDirectory() as folder, fake_portal(pages, latency, page_bytes) as (base, stats):
         app = create_app({
             "DATABASE_URL": f"sqlite:///{folder}/bench.sqlite",
             "SECRET_KEY": "bench",
             "JOBS_AUTOSTART": False,
+            # No delivery threads: they would outlive this run's scratch database in a suite.
+            "WEBHOOK_DELIVERY_AUTOSTART": False,
             "SCRAPER_SOURCES": "online",
             "MILES_AND_MORE_SITEMAP_URL": f"{base}/sitemap.xml",
             "SCRAPER_ALLOWED_HOSTS": base.removeprefix("http://"),  # the fake portal is on loopback
             "SCRAPER_HOST_CONCURRENCY": concurrency,
             "SCRAPER_MIN_INTERVAL": interval,
-        })
+            **config,
+        }, instance_path=folder)  # the first-start admin password goes to the scratch folder, not instance/
         with app.app_context():
             job_id = job_queue.enqueue(scrape_miles_and_more)
             started = time.perf_counter()
@@ -165,6 +99,7 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=536)
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per partner page")
     parser.add_argument("--skip-default", action="store_true", help="skip the slow polite run")
+    parser.add_argument("--page-bytes", type=int, default=0, help="pad partner pages to this size")
     args = parser.parse_args()
     import logging
 
@@ -177,7 +112,7 @@ def main() -> None:
         plans.append(("defaults (polite)", default_concurrency, default_interval))
     plans.append(("limits lifted", 16, 0.0))
 
-    outcomes = [run(label, args.pages, args.latency, c, i) for label, c, i in plans]
+    outcomes = [run(label, args.pages, args.latency, c, i, args.page_bytes) for label, c, i in plans]
     print(f"Miles & More scraper, {args.pages} partner pages on loopback, {args.latency * 1000:.0f} ms each\n")
     print(f"{'run':<20}{'conc.':>6}{'interval':>10}{'requests':>10}{'wall s':>9}"
           f"{'bound s':>9}{'overhead':>10}{'max in flight':>15}{'shops':>7}")
