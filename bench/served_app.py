@@ -52,6 +52,9 @@ REQUEST_TIMEOUT = 10.0
 START_TIMEOUT = 90.0
 #: How much higher than the app this load generator runs (see ``generator_priority``).
 GENERATOR_PRIORITY = 5
+# The loopback sources stand in for the portals' servers, which run on other machines: on this
+# machine they must not take the cores the app would have. They run at the lowest priority.
+SOURCE_NICENESS = 19
 
 
 @dataclass(frozen=True)
@@ -161,8 +164,11 @@ class Source:
 
 def start_source(group: ProcessGroup, pages: int = LIVE_PARTNER_PAGES, shops: int = LIVE_PAYBACK_SHOPS,
                  nice: Sequence[str] = ()) -> Source:
-    """Start ``loopback_sources.py`` in its own process and wait for its ``READY <port>`` line."""
-    process = group.start([*nice, sys.executable, str(BENCH / "loopback_sources.py"), "--pages", str(pages),
+    """Start ``loopback_sources.py`` in its own process and wait for its ``READY <port>`` line.
+
+    ``nice`` is not used: the sources always run at ``SOURCE_NICENESS`` (see there).
+    """
+    process = group.start(["nice", "-n", str(SOURCE_NICENESS), sys.executable, str(BENCH / "loopback_sources.py"), "--pages", str(pages),
                            "--shops", str(shops)], cwd=REPO, env=dict(os.environ))
     started = group.started[-1]
     deadline = time.monotonic() + START_TIMEOUT

@@ -39,6 +39,20 @@ PRELOAD = ("scrapers.miles_and_more_pages", "scrapers.payback")
 POOL_NICENESS = 10
 
 
+def lower_priority(niceness: int) -> None:
+    """Give the calling thread at least ``niceness`` (Linux: per thread; other threads keep theirs).
+
+    Raising one's niceness needs no privilege; it is never lowered here.
+    """
+    if not niceness or not hasattr(os, "setpriority"):
+        return
+    thread = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, thread, max(niceness, os.getpriority(os.PRIO_PROCESS, thread)))
+    except OSError as exc:
+        log.warning("could not lower the priority of thread %s: %s", thread, exc)
+
+
 def _prepare_pool_process() -> None:
     """Run in each new pool process.
 
@@ -47,7 +61,7 @@ def _prepare_pool_process() -> None:
     of them would fail the jobs the warm stop is letting finish. So they are
     ignored here, and the queue ends its pool itself once its jobs are done.
     """
-    os.nice(POOL_NICENESS)
+    lower_priority(POOL_NICENESS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 

@@ -56,6 +56,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # Processes that parse scraped pages off the web process's interpreter lock (jobs/cpu_pool.py);
     # 0: parse in the job's own thread.
     "SCRAPER_PARSE_PROCESSES": 2,
+    # Niceness of worker threads (Linux: per thread): the web's threads get the cores first.
+    "JOBS_THREAD_NICENESS": 10,
 }
 
 ENQUEUE_FIRST_BACKOFF, ENQUEUE_MAX_BACKOFF = 0.05, 0.5

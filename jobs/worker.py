@@ -16,6 +16,7 @@ import time
 from typing import Optional
 
 from database import is_database_unavailable
+from jobs.cpu_pool import lower_priority
 from jobs.execution import (
     QueueState, announce_finished, enforce_time_limits, execute, give_back_running, write_progress,
 )
@@ -103,7 +104,14 @@ def _wait_for_work(state: QueueState, seen: int, timeout: float) -> None:
 
 
 def work(state: QueueState, owner: str) -> None:
-    """One worker thread: claim, run, finish-and-claim, until asked to stop."""
+    """One worker thread: claim, run, finish-and-claim, until asked to stop.
+
+    It runs at ``JOBS_THREAD_NICENESS``: jobs are background work, and where
+    they share a process with the web, the kernel should give a core to a
+    thread answering a page first. Processes a job starts (the parse pool,
+    its fork server) inherit it.
+    """
+    lower_priority(int(state.config("JOBS_THREAD_NICENESS")))
     lease = state.config("JOBS_LEASE_SECONDS")
     record: Optional[JobRecord] = None
     while True:

@@ -112,3 +112,9 @@ def offload_job(job: Job, step: str, *args) -> object:
     """Run one of this module's steps through the job's pool and return its result."""
     job.add_message("Schritt im Parser-Prozess")
     return job.wait_for(job.offload(globals()[step], *args))
+
+
+def thread_niceness(job: Job) -> int:
+    """The niceness the worker thread running this job has (Linux: per thread)."""
+    import threading
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())

@@ -95,3 +95,15 @@ def test_the_miles_and_more_samples_store_the_same_offers_parsed_either_way(
             assert job.status is JobStatus.COMPLETED, job.error
         results.append(_stored(app))
     assert results[0] and results[0] == results[1]
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="thread priorities are a Linux feature")
+def test_worker_threads_yield_the_cores_to_the_web_threads(make_app) -> None:
+    app = make_app(JOBS_THREAD_NICENESS=10)
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    with app.app_context():
+        job_id = job_queue.enqueue("job_helpers:thread_niceness")
+        job_queue.start()
+    job, _ = _wait_final(app, job_id)
+    assert job.result == max(10, own)  # the worker thread runs nicer than the web ...
+    assert os.getpriority(os.PRIO_PROCESS, 0) == own  # ... and the rest of the process keeps its priority
