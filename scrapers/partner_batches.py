@@ -22,7 +22,7 @@ from scrapers.host_gate import HostState
 from scrapers.miles_and_more_pages import parse_partner_page
 from scrapers.store import Offer
 
-MAX_PAGES_PER_BATCH = 64
+MAX_PAGES_PER_BATCH = 128
 # A batch takes about this long at the configured interval: the progress bar moves at least this
 # often, a cancel waits no longer in-thread, and a cancelled run's batch ends within it in the pool.
 BATCH_SECONDS = 1.0

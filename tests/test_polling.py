@@ -116,3 +116,19 @@ def test_admin_routes_run_the_same_statements_for_10_and_100_shops_and_jobs(
     few = _admin_counts(make_app, statement_log, tmp_path_factory, shops=10, jobs=10)
     many = _admin_counts(make_app, statement_log, tmp_path_factory, shops=100, jobs=100)
     assert few == many, (few, many)
+
+
+def test_the_comparison_is_ranked_once_and_shows_new_offers_at_once(
+    make_app: Callable[..., Flask], statement_log: StatementLog
+) -> None:
+    app = make_app()
+    _shops(app, 30)
+    client = app.test_client()
+    first = statement_log.count(lambda: client.get("/").status_code == 200 or pytest.fail())
+    again = statement_log.count(lambda: client.get("/").status_code == 200 or pytest.fail())
+    assert again < first  # the ranking's narrow reads are not repeated while nothing changed
+    with app.app_context():
+        store_offers("payback", [Offer(external_id="neu", name="Brandneuer Shop", domains=["neu.de"],
+                                       rates=[OfferRate("base", parse_rate("9 °P pro 1 €"))])], complete=False)
+    page = client.get("/").get_data(as_text=True)
+    assert "Brandneuer Shop" in page  # stored offers show on the next load, not after a minute
