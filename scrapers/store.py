@@ -157,8 +157,10 @@ def write_offers(
         result.updated += bool(change or gone or added)
 
     if new_offers:
-        inserted = db.session.execute(
-            sa.insert(Shop).returning(Shop.id, Shop.external_id),
+        # A plain executemany, then one read of the ids: RETURNING made SQLAlchemy send the rows
+        # in hundreds of small batches.
+        db.session.execute(
+            sa.insert(Shop),
             [
                 {"programme_id": programme_id, "external_id": offer.external_id, "first_seen": now,
                  "last_seen": now, "is_sample": is_sample, "active": True,
@@ -166,7 +168,9 @@ def write_offers(
                 for offer in new_offers
             ],
         )
-        new_ids = {row.external_id: row.id for row in inserted}
+        new_ids = dict(db.session.execute(
+            sa.select(Shop.external_id, Shop.id).where(Shop.programme_id == programme_id)
+        ).all())
         for offer in new_offers:
             new_rates.extend(_rate_row(rate, new_ids[offer.external_id], now)
                              for rate in {rate.identity: rate for rate in offer.rates}.values())
