@@ -19,7 +19,7 @@ from scrapers.partner_batches import PageBatch, fetch_and_parse, pages_per_batch
 from scrapers.progress import ScrapeJob, close_on_stop
 from scrapers.run_log import scrape_run, store_and_report
 from scrapers.sources import open_source
-from scrapers.steps import Steps
+from scrapers.steps import run_step
 from scrapers.store import Offer
 from scrapers.german_text import count_of
 
@@ -75,10 +75,10 @@ def scrape_miles_and_more(job: ScrapeJob) -> dict[str, int]:
         hidden = 0
         report_every = max(1, total // 20)
         hosts = {state.origin: state for state in fetcher.host_states()}  # robots.txt read with the sitemap
-        steps, size, done = Steps(job), pages_per_batch(fetcher.settings), 0
+        size, done = pages_per_batch(fetcher.settings), 0
         for start in range(0, total, size):
             batch = PageBatch(fetcher.settings, tuple(hosts.values()), tuple(pages[start:start + size]))
-            outcome = steps.run(fetch_and_parse, batch)
+            outcome = run_step(job, fetch_and_parse, batch)
             hosts.update((state.origin, state) for state in outcome.hosts)
             offers.extend(outcome.offers)
             hidden += outcome.hidden

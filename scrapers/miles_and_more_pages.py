@@ -247,7 +247,3 @@ def parse_partner_page(html: bytes | str, page_url: str) -> Optional[Offer]:
         source_status=status if isinstance(status, str) else repr(status),
     )
 
-
-def parse_partner_pages(pages: list[tuple[bytes, str]]) -> list[Optional[Offer]]:
-    """``parse_partner_page`` for a batch of ``(body, public page URL)``: one step in the parse pool."""
-    return [parse_partner_page(body, page_url) for body, page_url in pages]

@@ -24,7 +24,7 @@ from scrapers.rates import parse_rate
 from scrapers.run_log import scrape_run, store_and_report
 from scrapers.sanitize import is_safe_path_segment
 from scrapers.sources import open_source
-from scrapers.steps import Steps
+from scrapers.steps import run_step
 from scrapers.store import Offer, OfferRate
 from scrapers.german_text import count_of
 
@@ -149,12 +149,11 @@ def scrape_payback(job: ScrapeJob) -> dict[str, int]:
         if source.is_sample:
             job.add_message("Offline-Modus: lese die mitgelieferten PAYBACK-Beispieldaten")
         offers: dict[str, Offer] = {}
-        steps = Steps(job)
         offset, total, pages = 0, None, 1
         while total is None or offset < total:
             page_no = offset // page_size + 1
             params = {"pageSize": page_size, "pageOffset": offset}
-            page = steps.run(parse_payback_body, fetcher.get(source.url, params=params), source.url)
+            page = run_step(job, parse_payback_body, fetcher.get(source.url, params=params), source.url)
             if total is None:
                 total = page.total
                 pages = max(1, math.ceil(total / page_size))
