@@ -14,15 +14,15 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
-from werkzeug.exceptions import HTTPException
 
 from job_queue import JobStatus, job_queue
 from models import RUN_HELD, Programme, ScrapeRun, Shop, db
 from scrapers.held_runs import AcceptRefused, RunNotFound, accept_run as accept_held_run
 from scrapers.registry import SCRAPERS, ScraperSpec
 from scrapers.sources import offline_mode
-from views.access import require_admin, wants_json
-from views.errors import json_error, quoted
+from views.access import wants_json
+from views.admin_guard import guard_admin_blueprint
+from views.errors import quoted
 from views.job_filters import FilterError, has_filters, parse_filters
 from views.timezone import site_zone
 
@@ -42,14 +42,7 @@ API_ENDPOINTS = {
 TOKEN_ONLY_ENDPOINTS = {"admin.clear_old_jobs"}
 
 
-@bp.before_request
-def _authenticate():
-    return require_admin(API_ENDPOINTS, TOKEN_ONLY_ENDPOINTS)
-
-
-@bp.errorhandler(HTTPException)
-def _json_errors(error: HTTPException):
-    return json_error(error)
+guard_admin_blueprint(bp, API_ENDPOINTS, TOKEN_ONLY_ENDPOINTS)
 
 
 def _start(spec: ScraperSpec):

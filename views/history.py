@@ -13,14 +13,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
 
 from job_queue import JobStatus, job_queue
 from jobs.stats import WINDOWS_DAYS
 from models import APPLIED_OUTCOMES, ScrapeRun, db
 from scrapers.registry import SCRAPERS, SCRAPERS_BY_NAME
-from views.access import require_admin, wants_json
-from views.errors import json_error
+from views.access import wants_json
+from views.admin_guard import guard_admin_blueprint
 from views.job_filters import FilterError, JobFilters, parse_filters
 from views.stats_charts import durations_chart, shops_chart
 from views.timezone import site_zone
@@ -31,14 +30,7 @@ API_ENDPOINTS = {"history.job_page", "history.stats"}
 STATS_RUN_LIMIT = 200  # shop counts over time: the newest applied runs of all programmes
 
 
-@bp.before_request
-def _authenticate():
-    return require_admin(API_ENDPOINTS, set())
-
-
-@bp.errorhandler(HTTPException)
-def _json_errors(error: HTTPException):
-    return json_error(error)
+guard_admin_blueprint(bp, API_ENDPOINTS)
 
 
 @bp.get("/jobs/<job_id>")

@@ -10,12 +10,11 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
-from werkzeug.exceptions import HTTPException
 
 from jobs.schedules import Schedule, ScheduleError, Schedules
 from scrapers.registry import SCRAPERS_BY_NAME
-from views.access import require_admin, wants_json
-from views.errors import json_error
+from views.access import wants_json
+from views.admin_guard import guard_admin_blueprint
 from views.timezone import local
 
 bp = Blueprint("schedules", __name__, url_prefix="/admin/schedules")
@@ -23,14 +22,7 @@ bp = Blueprint("schedules", __name__, url_prefix="/admin/schedules")
 API_ENDPOINTS = {"schedules.index", "schedules.update"}
 
 
-@bp.before_request
-def _authenticate():
-    return require_admin(API_ENDPOINTS, set())
-
-
-@bp.errorhandler(HTTPException)
-def _json_errors(error: HTTPException):
-    return json_error(error)
+guard_admin_blueprint(bp, API_ENDPOINTS)
 
 
 def _schedules() -> Schedules:

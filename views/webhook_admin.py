@@ -16,7 +16,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from werkzeug.wrappers import Response
 
 from models import db
-from views.access import require_admin
+from views.admin_guard import guard_admin_blueprint
 from webhooks import dispatcher
 from webhooks.endpoints import (
     EndpointForm, create_endpoint, delete_endpoint, refusal_warning, renew_secret, send_test_event,
@@ -30,9 +30,7 @@ ATTEMPTS_SHOWN = 50
 DELIVERIES_SHOWN = 20
 
 
-@bp.before_request
-def _authenticate():
-    return require_admin(set(), set())
+guard_admin_blueprint(bp, json_errors=False)  # HTML pages only
 
 
 def _endpoint_or_404(endpoint_id: int) -> WebhookEndpoint:
