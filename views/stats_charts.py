@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
 
+from views.charts import Tick
 from views.timezone import local
 
 WIDTH, HEIGHT = 640, 220
@@ -25,12 +26,6 @@ class Bar:
     height: float
     outcome: str  # completed | failed | cancelled: its colour
     title: str  # German tooltip: when, outcome, how long
-
-
-@dataclass
-class Tick:
-    position: float
-    label: str
 
 
 @dataclass
