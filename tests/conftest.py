@@ -6,6 +6,7 @@ import functools
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -23,10 +24,13 @@ from werkzeug.serving import make_server
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))  # helpers shared with benchmarks
 
+import database  # noqa: E402
+import jobs.connections  # noqa: E402
 from app import create_app  # noqa: E402
 from job_queue import job_queue  # noqa: E402
 from models import db  # noqa: E402
 from scripted_server import ScriptedServer  # noqa: E402
+from sql_log import StatementLog  # noqa: E402
 from webhooks import dispatcher as webhook_dispatcher  # noqa: E402
 
 API_TOKEN = "test-api-token-0123456789abcdef"
@@ -276,3 +280,19 @@ def server() -> Iterator[ScriptedServer]:
     scripted = ScriptedServer()
     yield scripted
     scripted.close()
+
+
+@pytest.fixture
+def statement_log(monkeypatch: pytest.MonkeyPatch) -> StatementLog:
+    """Every SQL statement the app's SQLite connections run while a request is counted."""
+    log = StatementLog()
+    prepare = database.prepare_sqlite
+
+    def prepare_and_trace(connection: sqlite3.Connection) -> None:
+        prepare(connection)
+        connection.set_trace_callback(log.trace)
+
+    # Both the ORM's engine and the job store prepare each new SQLite connection here.
+    monkeypatch.setattr(database, "prepare_sqlite", prepare_and_trace)
+    monkeypatch.setattr(jobs.connections, "prepare_sqlite", prepare_and_trace)
+    return log

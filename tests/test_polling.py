@@ -13,7 +13,7 @@ from job_queue import job_queue
 from models import ApiToken, db
 from scrapers.rates import parse_rate
 from scrapers.store import Offer, OfferRate, store_offers
-from test_sql_counts import StatementLog, statement_log  # noqa: F401  (the fixture)
+from sql_log import StatementLog
 from views.accounts import create_api_token, revoke_api_token
 
 JSON = {"Accept": "application/json"}

@@ -2,55 +2,14 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Callable
 
 import pytest
 from flask import Flask
 
-import database
-import jobs.connections
 from conftest import logged_in_client
 from job_queue import job_queue
-
-_TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "RELEASE", "SAVEPOINT")
-
-
-class StatementLog:
-    """Every SQL statement any SQLite connection of the app runs, as the database sees it."""
-
-    def __init__(self) -> None:
-        self.statements: list[str] = []
-        self.recording = False
-
-    def trace(self, statement: str) -> None:
-        if self.recording and not statement.lstrip().upper().startswith(_TRANSACTION_CONTROL):
-            self.statements.append(statement)
-
-    def count(self, request: Callable[[], object]) -> int:
-        self.statements.clear()
-        self.recording = True
-        try:
-            request()
-        finally:
-            self.recording = False
-        return len(self.statements)
-
-
-@pytest.fixture
-def statement_log(monkeypatch: pytest.MonkeyPatch) -> StatementLog:
-    log = StatementLog()
-    prepare = database.prepare_sqlite
-
-    def prepare_and_trace(connection: sqlite3.Connection) -> None:
-        prepare(connection)
-        connection.set_trace_callback(log.trace)
-
-    # Both the ORM's engine and the job store prepare each new SQLite connection here.
-    monkeypatch.setattr(database, "prepare_sqlite", prepare_and_trace)
-    monkeypatch.setattr(jobs.connections, "prepare_sqlite", prepare_and_trace)
-    return log
-
+from sql_log import StatementLog
 
 def _jobs_with_messages(app: Flask, count: int) -> list[str]:
     def chatty(job) -> int:
