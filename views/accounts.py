@@ -111,15 +111,14 @@ def api_client_for(raw: str) -> Optional[str]:
     token_id, _, secret = raw.partition(".")
     if not token_id.isdigit() or not secret:
         return None
-    key = f"{token_id}.{_token_hash(secret)}"
+    digest = _token_hash(secret)
+    key = f"{token_id}.{digest}"
     cache = token_cache()
     client = cache.get(key)
     if client is not None:
         return client
     token = db.session.get(ApiToken, int(token_id))
-    if token is None or token.revoked_at is not None or not hmac.compare_digest(
-        token.token_hash, _token_hash(secret)
-    ):
+    if token is None or token.revoked_at is not None or not hmac.compare_digest(token.token_hash, digest):
         db.session.rollback()
         return None
     name, last_used, now = token.name, token.last_used_at, utcnow()
