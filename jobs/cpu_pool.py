@@ -103,7 +103,7 @@ class CpuPool:
         self._preload = list(preload)
         self._lock = threading.Lock()
         self._executor: Optional[ProcessPoolExecutor] = None
-        self._method = _start_method()
+        self._method = _start_method() if self.processes else None
         if self.processes and self._method is None:
             log.warning("no process start method on this platform: parsing runs in the job threads")
             self.processes = 0
@@ -180,3 +180,7 @@ class CpuPool:
             process.kill()  # it ignores SIGTERM (see _prepare_pool_process)
         for process in processes:
             process.join(timeout=5)
+
+
+# The pool of jobs that have none (detached jobs, a queue set to 0): steps run inline. One for all.
+INLINE = CpuPool(0)

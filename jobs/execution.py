@@ -21,7 +21,7 @@ from flask import Flask
 
 from database import OutageLog, is_database_unavailable, outage_log, utcnow
 from jobs.callables import load_callable
-from jobs.cpu_pool import CpuPool
+from jobs.cpu_pool import INLINE, CpuPool
 from jobs.job import Job
 from jobs.view import JobSnapshot
 from jobs.kinds import JobCancelled, JobKind, JobStopped, JobTimedOut, retry_delay
@@ -55,7 +55,7 @@ class QueueState:
     kinds: dict[str, JobKind] = field(default_factory=dict)  # name -> the app's named kinds of jobs
     schedules: Optional[Schedules] = None
     submit: Optional[Callable[[str], Any]] = None  # JobQueue.submit, for due schedules
-    cpu_pool: CpuPool = field(default_factory=lambda: CpuPool(0))  # jobs' CPU-heavy steps (parsing)
+    cpu_pool: CpuPool = INLINE  # jobs' CPU-heavy steps (parsing); the queue sets its own
     # shared:
     workers: list[threading.Thread] = field(default_factory=list)
     housekeeper: Optional[threading.Thread] = None

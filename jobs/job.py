@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, Callable, Optional
 
 from database import utcnow
-from jobs.cpu_pool import CpuPool
+from jobs.cpu_pool import INLINE, CpuPool
 from jobs.kinds import JobStopped
 from jobs.schema import JobRecord, Message
 from jobs.status import JobStatus
@@ -67,7 +67,7 @@ class Job(JobView):
         self.stop_reason: Optional[JobStopped] = None  # set when the job must stop (cancel, time limit)
         self._on_stop: list[Callable[[], None]] = []
         self._stopped: Future = Future()  # done when the job is asked to stop: ends waits in wait_for
-        self._pool = CpuPool(0)  # detached jobs run their steps inline
+        self._pool = INLINE  # detached jobs run their steps inline
         self.last_write = time.monotonic()  # the claim renewed the lease
 
     def _guard(self) -> AbstractContextManager[Any]:
