@@ -12,6 +12,7 @@ from conftest import API_TOKEN, logged_in_client
 from job_queue import job_queue
 from jobs.schema import message_table
 from models import ScrapeRun, db
+from scrapers.german_text import count_of, number_de
 
 
 def test_an_unknown_page_is_a_german_page_in_the_sites_layout(client) -> None:
@@ -107,3 +108,11 @@ def test_cli_says_which_zone_it_prints(app: Flask) -> None:
         create_api_token("cron")
     output = app.test_cli_runner().invoke(args=["list-tokens"]).output
     assert "Europe/Berlin" in output
+
+
+def test_counts_read_in_german_singular_and_plural() -> None:
+    assert count_of(1, "Prämiensatz", "Prämiensätze") == "1 Prämiensatz"
+    assert count_of(2, "Prämiensatz", "Prämiensätze") == "2 Prämiensätze"
+    assert count_of(0, "Seite", "Seiten") == "0 Seiten"
+    assert count_of(1500, "Shop", "Shops") == "1.500 Shops"
+    assert number_de(0.5) == "0,5" and number_de(1234.25) == "1.234,25"
