@@ -21,6 +21,7 @@ from flask_migrate import Migrate
 from database import MIGRATIONS_DIR, SchemaError, configure_sqlite_engine, upgrade_schema
 from job_queue import DEFAULT_CONFIG as JOB_DEFAULTS
 from job_queue import JobKind, job_queue
+from jobs.interpreter import DEFAULT_CONFIG as INTERPRETER_DEFAULTS, share_with_job_threads
 from jobs.schema import metadata as job_metadata
 from models import db, seed_programmes
 from scrapers.registry import SCRAPERS, is_retryable
@@ -49,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_AUTO_UPGRADE": None,
     "DATABASE_SCHEMA_LOCK_TIMEOUT": 60.0,  # seconds a starting process waits for another's upgrade
     **JOB_DEFAULTS,
+    **INTERPRETER_DEFAULTS,  # a serving process's switch interval and frozen start-up objects
     "JOBS_CREATE_TABLES": False,  # the migrations own the job tables too
     # All three scrapers can run side by side (each kind only once at a time).
     "JOBS_WORKER_THREADS": 3,
@@ -216,10 +218,13 @@ def create_app(
     if app.config["JOBS_AUTOSTART"] and app.config["JOBS_RUN_IN_WEB"] and not app.testing and _serving():
         with app.app_context():
             job_queue.start()
+            job_queue.warm_up_pool()  # the first scrape should not wait for the pool's start
         _stop_jobs_warmly_at_exit(app)
     # A serving process delivers webhooks (retries due from before a restart, test events) in any shape.
     if database_problem is None and not app.testing and _serving():
         webhook_dispatcher.start_automatically(app)
+    if not app.testing and _serving():
+        share_with_job_threads(app.config)  # last: everything start-up made is in place
     return app
 
 

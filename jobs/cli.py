@@ -60,6 +60,8 @@ def worker_command(threads: Optional[int], until_empty: bool) -> None:
     for check in state.start_checks:
         check()
     start_threads(state, int(threads or state.config("JOBS_WORKER_THREADS")))
+    if not until_empty:
+        state.cpu_pool.warm_up()  # the first scrape should not wait for the pool's start
     click.echo(f"Worker {state.token} läuft mit {len(state.workers)} Thread(s).")
     stopped = threading.Event()
     # SIGTERM (systemd, docker stop, gunicorn-style supervisors): a warm stop.

@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Optional, Sequence
@@ -35,8 +36,11 @@ log = logging.getLogger(__name__)
 PRELOAD = ("scrapers.miles_and_more_pages", "scrapers.payback")
 
 
+# Long enough that every warm-up task finds the processes started before it busy (see warm_up).
+WARM_UP_TASK_SECONDS = 0.2
+
 # Pool processes yield the CPU to the web process: parsing is background work.
-POOL_NICENESS = 10
+POOL_NICENESS = 19
 
 
 def lower_priority(niceness: int) -> None:
@@ -64,6 +68,12 @@ def _prepare_pool_process() -> None:
     lower_priority(POOL_NICENESS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _process_id_after(seconds: float) -> int:
+    """The warm-up task: keep this process busy a moment (so the next task starts another), say which it is."""
+    time.sleep(seconds)
+    return os.getpid()
 
 
 class PoolCrashed(RuntimeError):
@@ -129,6 +139,33 @@ class CpuPool:
         except BrokenProcessPool as exc:
             self.discard(executor)
             return completed(error=PoolCrashed(crash_message(exc)))
+
+    def warm_up(self) -> Future:
+        """Start every pool process in a background thread; return a future of their process ids.
+
+        The thread takes the pool's niceness first: the fork server it starts
+        inherits it, and its imports must not take a core from the web.
+        Each process gets a short task, so all of them start (the executor
+        starts one only when no started one is idle). Inline: no processes.
+        """
+        started: Future = Future()
+        if self.in_thread:
+            started.set_result(set())
+            return started
+        threading.Thread(target=self._start_processes, args=(started,), name="cpu-pool-warm-up",
+                         daemon=True).start()
+        return started
+
+    def _start_processes(self, started: Future) -> None:
+        lower_priority(POOL_NICENESS)
+        try:
+            executor = self._ready_executor()
+            tasks = [executor.submit(_process_id_after, WARM_UP_TASK_SECONDS)
+                     for _ in range(self.processes)] if executor is not None else []
+            started.set_result({task.result() for task in tasks})
+        except Exception as exc:  # shut down meanwhile (the queue stopped): the next submit starts it
+            log.info("parse pool not warmed up: %s", exc)
+            started.set_exception(exc)
 
     def _ready_executor(self) -> Optional[ProcessPoolExecutor]:
         with self._lock:

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 import weakref
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable, Optional, Union
@@ -216,6 +217,16 @@ class JobQueue(JobControl):
     def start(self, threads: Optional[int] = None) -> None:
         """Start this process's worker threads if they are not running."""
         self._start(self._state(), threads)
+
+    def warm_up_pool(self) -> Future:
+        """Start the parse pool's processes now, in the background; a future of their process ids.
+
+        The pool starts lazily otherwise. A serving process calls this once its
+        workers run: the pool's start (a fork server importing the parsers,
+        then the processes) takes most of a second, which would otherwise fall
+        on the first scrape.
+        """
+        return self._state().cpu_pool.warm_up()
 
     def stop(self, timeout: Optional[float] = 10.0) -> bool:
         """Stop the workers after their running jobs; return whether all have exited.

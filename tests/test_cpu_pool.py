@@ -107,3 +107,17 @@ def test_worker_threads_yield_the_cores_to_the_web_threads(make_app) -> None:
     job, _ = _wait_final(app, job_id)
     assert job.result == max(10, own)  # the worker thread runs nicer than the web ...
     assert os.getpriority(os.PRIO_PROCESS, 0) == own  # ... and the rest of the process keeps its priority
+
+
+def test_a_warmed_up_pool_runs_the_first_step_in_a_process_started_before_it(make_app) -> None:
+    """A serving process starts the pool with its workers: the first scrape does not wait for it."""
+    app = make_app(SCRAPER_PARSE_PROCESSES=2)
+    with app.app_context():
+        started = job_queue.warm_up_pool().result(timeout=60)
+        assert len(started) == 2 and os.getpid() not in started
+        job_id = job_queue.enqueue("job_helpers:offload_job", ("process_id",))
+        job_queue.run_pending()
+        assert job_queue.get_job(job_id).result in started
+    inline = make_app(SCRAPER_PARSE_PROCESSES=0)
+    with inline.app_context():
+        assert job_queue.warm_up_pool().result(timeout=5) == set()
