@@ -25,6 +25,10 @@ def _length(model: type, column: str) -> int:
     return model.__table__.c[column].type.length
 
 
+_SHOP_LENGTHS = {name: _length(Shop, name) for name in ("external_id", "name", "slug", "detail_url", "logo_url")}
+_RATE_LENGTHS = {name: _length(Rate, name) for name in ("raw_text", "detail")}
+
+
 class _Cutter:
     """Clean and cut values, counting every value that had to change length."""
 
@@ -58,23 +62,40 @@ class _Cutter:
         return kept[:MAX_LIST_ITEMS]
 
     def rate(self, rate: OfferRate) -> OfferRate:
-        parsed = replace(rate.parsed, raw_text=self.text(rate.parsed.raw_text, _length(Rate, "raw_text")))
-        return replace(rate, parsed=parsed, detail=self.optional_text(rate.detail, _length(Rate, "detail")))
+        parsed = replace(rate.parsed, raw_text=self.text(rate.parsed.raw_text, _RATE_LENGTHS["raw_text"]))
+        return replace(rate, parsed=parsed, detail=self.optional_text(rate.detail, _RATE_LENGTHS["detail"]))
 
 
 def fit_offer(offer: Offer) -> tuple[Offer, int]:
     """Return ``offer`` cleaned and cut to the columns it is stored in, and the number of cuts."""
     cut = _Cutter()
-    external_id = cut.text(offer.external_id, _length(Shop, "external_id"))
+    external_id = cut.text(offer.external_id, _SHOP_LENGTHS["external_id"])
     fitted = replace(
         offer,
         external_id=external_id,
-        name=cut.text(offer.name, _length(Shop, "name")) or external_id,
-        slug=cut.optional_text(offer.slug, _length(Shop, "slug")),
-        detail_url=cut.link(offer.detail_url, _length(Shop, "detail_url")),
-        logo_url=cut.link(offer.logo_url, _length(Shop, "logo_url")),
+        name=cut.text(offer.name, _SHOP_LENGTHS["name"]) or external_id,
+        slug=cut.optional_text(offer.slug, _SHOP_LENGTHS["slug"]),
+        detail_url=cut.link(offer.detail_url, _SHOP_LENGTHS["detail_url"]),
+        logo_url=cut.link(offer.logo_url, _SHOP_LENGTHS["logo_url"]),
         domains=cut.items(offer.domains),
         categories=cut.items(offer.categories),
         rates=[cut.rate(rate) for rate in offer.rates],
     )
     return fitted, cut.cuts
+
+
+def fit_offers(offers: list[Offer]) -> tuple[list[Offer], dict[str, int]]:
+    """Fit each offer (``fit_offer``); return them and the cuts per (fitted) external id that had any.
+
+    Parse steps call this in the parse pool, so the web process never does.
+    Cuts are kept per shop, the last offer of a shop winning as it does when
+    stored (``write_offers``): merged with ``dict.update`` across pages, they
+    count the cut values of exactly the offers that are stored.
+    """
+    fitted: list[Offer] = []
+    cuts: dict[str, int] = {}
+    for offer in offers:
+        offer, count = fit_offer(offer)
+        fitted.append(offer)
+        cuts[offer.external_id] = count
+    return fitted, {external_id: count for external_id, count in cuts.items() if count}

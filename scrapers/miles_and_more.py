@@ -71,6 +71,7 @@ def scrape_miles_and_more(job: ScrapeJob) -> dict[str, int]:
         )
         job.set_progress(0, total + 1)
         offers: list[Offer] = []
+        cuts: dict[str, int] = {}
         failures: list[FetchError] = []
         hidden = 0
         report_every = max(1, total // 20)
@@ -81,6 +82,9 @@ def scrape_miles_and_more(job: ScrapeJob) -> dict[str, int]:
             outcome = run_step(job, fetch_and_parse, batch)
             hosts.update((state.origin, state) for state in outcome.hosts)
             offers.extend(outcome.offers)
+            for offer in outcome.offers:
+                cuts.pop(offer.external_id, None)  # a repeated shop's last offer is the one stored
+            cuts.update(outcome.cuts)
             hidden += outcome.hidden
             failures.extend(outcome.failures)
             for failure in outcome.failures:
@@ -101,4 +105,5 @@ def scrape_miles_and_more(job: ScrapeJob) -> dict[str, int]:
         complete = not failures
         if not complete:
             job.add_message(f"{count_of(len(failures), 'Seite fehlt', 'Seiten fehlen')}: Lauf unvollständig, es wird nichts deaktiviert")
-        return store_and_report(job, run, offers, complete, source.is_sample, seen=len(offers) + hidden)
+        return store_and_report(job, run, offers, complete, source.is_sample, seen=len(offers) + hidden,
+                                cuts=sum(cuts.values()))

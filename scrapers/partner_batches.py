@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass, field
 
 from scrapers.fetcher import Fetcher, FetchError, FetchSettings
+from scrapers.field_limits import fit_offers
 from scrapers.host_gate import HostState
 from scrapers.miles_and_more_pages import parse_partner_page
 from scrapers.store import Offer
@@ -39,7 +40,8 @@ class PageBatch:
 
 @dataclass
 class BatchOutcome:
-    offers: list[Offer] = field(default_factory=list)
+    offers: list[Offer] = field(default_factory=list)  # fitted to their columns (field_limits)
+    cuts: dict[str, int] = field(default_factory=dict)  # values cut to fit, per external id
     hidden: int = 0  # pages of partners not offered to shoppers
     failures: list[FetchError] = field(default_factory=list)
     hosts: list[HostState] = field(default_factory=list)
@@ -52,7 +54,7 @@ def pages_per_batch(settings: FetchSettings) -> int:
 
 
 def fetch_and_parse(batch: PageBatch) -> BatchOutcome:
-    """Fetch the batch's pages politely and parse each; a page that fails is a failure, not an error."""
+    """Fetch the batch's pages politely, parse and fit each; a page that fails is a failure, not an error."""
     outcome = BatchOutcome()
     public = dict(batch.pages)
     with Fetcher(batch.settings) as fetcher:
@@ -68,4 +70,5 @@ def fetch_and_parse(batch: PageBatch) -> BatchOutcome:
             else:
                 outcome.offers.append(offer)
         outcome.hosts = fetcher.host_states()
+    outcome.offers, outcome.cuts = fit_offers(outcome.offers)
     return outcome

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Optional
 
@@ -19,6 +19,7 @@ from flask import current_app
 from models import BASE, PROMOTION
 from scrapers.errors import ScrapeError
 from scrapers.fetcher import Fetcher, FetchSettings
+from scrapers.field_limits import fit_offers
 from scrapers.progress import ScrapeJob, close_on_stop
 from scrapers.rates import parse_rate
 from scrapers.run_log import scrape_run, store_and_report
@@ -37,6 +38,7 @@ _END_DATE = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})")
 class PaybackPage:
     total: int
     offers: list[Offer]
+    cuts: dict[str, int] = field(default_factory=dict)  # values cut to fit a column, per external id
 
 
 def _shape_error(where: str) -> ScrapeError:
@@ -133,8 +135,10 @@ def _decode(body: bytes, url: str) -> Any:
 
 
 def parse_payback_body(body: bytes, url: str) -> PaybackPage:
-    """Decode and parse one catalogue answer: one step in the parse pool (bytes in, offers out)."""
-    return parse_payback_page(_decode(body, url))
+    """Decode, parse and fit one catalogue answer: one step in the parse pool (bytes in, offers out)."""
+    page = parse_payback_page(_decode(body, url))
+    offers, cuts = fit_offers(page.offers)
+    return PaybackPage(page.total, offers, cuts)
 
 
 def scrape_payback(job: ScrapeJob) -> dict[str, int]:
@@ -149,6 +153,7 @@ def scrape_payback(job: ScrapeJob) -> dict[str, int]:
         if source.is_sample:
             job.add_message("Offline-Modus: lese die mitgelieferten PAYBACK-Beispieldaten")
         offers: dict[str, Offer] = {}
+        cuts: dict[str, int] = {}
         offset, total, pages = 0, None, 1
         while total is None or offset < total:
             page_no = offset // page_size + 1
@@ -160,6 +165,8 @@ def scrape_payback(job: ScrapeJob) -> dict[str, int]:
                 job.add_message(f"Katalog meldet {count_of(total, 'Shop', 'Shops')} auf {count_of(pages, 'Seite', 'Seiten')}")
             for offer in page.offers:
                 offers[offer.external_id] = offer
+                cuts.pop(offer.external_id, None)  # a repeated shop's last offer is the one stored
+            cuts.update(page.cuts)
             job.add_message(f"Seite {page_no} von {pages} geladen: {len(offers)} von {total} Shops")
             job.set_progress(page_no, pages + 1)
             if not page.offers:
@@ -170,5 +177,6 @@ def scrape_payback(job: ScrapeJob) -> dict[str, int]:
             job.add_message(
                 f"Nur {len(offers)} von {total} Shops erhalten: es wird nichts deaktiviert"
             )
-        result = store_and_report(job, run, list(offers.values()), complete, source.is_sample)
+        result = store_and_report(job, run, list(offers.values()), complete, source.is_sample,
+                                  cuts=sum(cuts.values()))
     return result

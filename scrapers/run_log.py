@@ -10,7 +10,7 @@ from flask import current_app
 from database import utcnow
 from models import RUN_CANCELLED, RUN_FAILED, RUN_SUCCESS, ScrapeRun, begin_write, db
 from scrapers.drift_guard import DriftBounds, RunFigures, RunHeld, compare_with_last_run, how_to_accept
-from scrapers.field_limits import fit_offer
+from scrapers.field_limits import fit_offers
 from scrapers.held_runs import hold_run, supersede_older_held_runs
 from scrapers.progress import ScrapeJob
 from scrapers.store import Offer, write_offers
@@ -57,12 +57,14 @@ def scrape_run(scraper: str, job: ScrapeJob) -> Iterator[ScrapeRun]:
 
 def store_and_report(
     job: ScrapeJob, run: ScrapeRun, offers: list[Offer], complete: bool, is_sample: bool,
-    seen: Optional[int] = None,
+    seen: Optional[int] = None, cuts: Optional[int] = None,
 ) -> dict[str, int]:
     """Write a run's offers, report the counts on the job and the log; return them.
 
     Every offer is first fitted to its columns (``field_limits``): cleaned and
-    cut, with the number of cut values reported. Then the drift guard compares
+    cut, with the number of cut values reported. ``cuts`` given says the
+    parse step fitted them already (in the parse pool: the fitting is most of
+    the Python a store costs) and cut that many values. Then the drift guard compares
     the run with the last applied one; outside its bounds the run is held
     (nothing written) and ``RunHeld`` fails the job with the reason.
 
@@ -70,9 +72,9 @@ def store_and_report(
     ``is_sample`` marks the shops as bundled sample data. ``seen`` is how many
     entries the source listed, when that differs from the offers (hidden ones).
     """
-    fitted = [fit_offer(offer) for offer in offers]
-    offers = [offer for offer, _ in fitted]
-    cuts = sum(count for _, count in fitted)
+    if cuts is None:
+        offers, cuts_by_shop = fit_offers(offers)
+        cuts = sum(cuts_by_shop.values())
     if cuts:
         job.add_message(f"{count_of(cuts, 'Wert war', 'Werte waren')} zu lang für die Spalte: gekürzt (Links: weggelassen)")
     unparsed = sum(offer.unparsed_rates for offer in offers)

@@ -140,3 +140,11 @@ def test_odd_values_do_not_fail_a_run_on_sqlite(app: Flask, server: ScriptedServ
 
 def test_200000_character_shop_name_on_postgresql(pg_app: Flask, server: ScriptedServer) -> None:
     assert_cut_name_stored(pg_app, run_odd_payback(pg_app, server))
+
+
+def test_cut_values_of_a_shop_listed_on_two_pages_are_counted_once(app: Flask, server: ScriptedServer) -> None:
+    """Values are cut in the parse step, page by page; a shop seen twice is stored, and counted, once."""
+    app.config.update(PAYBACK_PAGE_SIZE=20)  # the scripted catalogue answers all 40 shops on each of 2 pages
+    snapshot = run_odd_payback(app, server)
+    assert snapshot["status"] == "completed", snapshot["error"]
+    assert any("4 Werte waren zu lang" in entry["message"] for entry in snapshot["messages"]), snapshot["messages"]
