@@ -157,10 +157,10 @@ def write_offers(
         result.updated += bool(change or gone or added)
 
     if new_offers:
-        # A plain executemany, then one read of the ids: RETURNING made SQLAlchemy send the rows
-        # in hundreds of small batches.
+        # One executemany on the table, then one read of the ids. Through the ORM (``insert(Shop)``)
+        # SQLAlchemy split the rows by which values are None into hundreds of small statements.
         db.session.execute(
-            sa.insert(Shop),
+            sa.insert(Shop.__table__),
             [
                 {"programme_id": programme_id, "external_id": offer.external_id, "first_seen": now,
                  "last_seen": now, "is_sample": is_sample, "active": True,
@@ -180,7 +180,7 @@ def write_offers(
     for ids in _chunks(closed_rates):
         db.session.execute(sa.update(Rate).where(Rate.id.in_(ids)).values(valid_to=now))
     if new_rates:
-        db.session.execute(sa.insert(Rate), new_rates)
+        db.session.execute(sa.insert(Rate.__table__), new_rates)
     for ids in _chunks(seen_ids):
         db.session.execute(sa.update(Shop).where(Shop.id.in_(ids)).values(last_seen=now))
     if complete:

@@ -106,3 +106,35 @@ def test_upserts_on_postgresql(pg_app: Flask) -> None:
         changed = [offer("lp2", "Zalando", "1 °P pro 1 €", domains=["zalando.de"])] + CATALOGUE[:1]
         result = store_offers("payback", changed, complete=True)
         assert (result.updated, result.deactivated) == (1, 1)
+
+
+def _varied_catalogue(count: int) -> list[Offer]:
+    """New shops whose optional fields are set on some and missing (None) on others, as live catalogues are."""
+    return [offer(f"lp{number}", f"Shop {number}", "2 °P pro 1 €", "10-fach °P" if number % 3 == 0 else None,
+                  slug=f"shop-{number}" if number % 2 else None,
+                  logo_url=f"https://example.org/{number}.png" if number % 5 else None)
+            for number in range(count)]
+
+
+def test_storing_new_shops_takes_the_same_statements_for_10_and_for_100(app: Flask) -> None:
+    """The first run of a catalogue is written in a fixed number of statements, not one per few shops.
+
+    Every statement is interpreter time in the job's thread, which the web
+    threads of the same process wait for.
+    """
+    executed: list[str] = []
+
+    def count(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:
+        executed.append(statement)
+
+    with app.app_context():
+        sa.event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            counts = []
+            for programme, size in (("payback", 10), ("miles_and_more", 100)):
+                executed.clear()
+                assert store_offers(programme, _varied_catalogue(size), complete=True).added == size
+                counts.append(len(executed))
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", count)
+    assert counts[0] == counts[1], counts
