@@ -9,6 +9,7 @@ import os
 import secrets
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any, Mapping, Optional
 from zoneinfo import ZoneInfo
@@ -38,6 +39,10 @@ from webhooks import dispatcher as webhook_dispatcher
 
 log = logging.getLogger(__name__)
 migrate = Migrate()
+
+# A start that finds the database locked tries again after this pause, doubling up to the maximum.
+STARTUP_RETRY_FIRST_PAUSE = 0.05
+STARTUP_RETRY_MAX_PAUSE = 1.0
 
 SECRET_KEY_BYTES = 32
 
@@ -276,21 +281,23 @@ def _prepare_database(app: Flask) -> Optional[str]:
     exits with the reason; a CLI command gets the reason back instead, so
     ``flask db upgrade`` can still mend an outdated schema.
     """
-    auto_upgrade = app.config["DATABASE_AUTO_UPGRADE"]
-    if auto_upgrade is None:
-        auto_upgrade = app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+    lock_timeout = float(app.config["DATABASE_SCHEMA_LOCK_TIMEOUT"])
+    give_up_at, pause = time.monotonic() + lock_timeout, STARTUP_RETRY_FIRST_PAUSE
     try:
-        revision = upgrade_schema(
-            db.engine, set(db.metadata.tables) | set(job_metadata.tables),
-            auto_upgrade=bool(auto_upgrade), lock_timeout=float(app.config["DATABASE_SCHEMA_LOCK_TIMEOUT"]),
-        )
-        if revision is not None:
-            log.info("Datenbankschema auf Revision %s gebracht", revision)
-        seed_programmes()
-        if not app.testing:
-            from views.accounts import ensure_first_admin
-
-            ensure_first_admin()
+        while True:
+            try:
+                _prepare_database_once(app, lock_timeout)
+                return None
+            except (SchemaError, sa.exc.OperationalError) as exc:
+                # Processes starting together on a fresh SQLite file: now and then SQLite answers
+                # "database is locked" at once instead of waiting its busy timeout (seen in about 1 of
+                # 100 process starts under load). Every step is idempotent: try again while there is time.
+                if not _is_lock_conflict(exc) or time.monotonic() + pause > give_up_at:
+                    raise
+                db.session.rollback()
+                log.info("Datenbank beim Start gesperrt, neuer Versuch in %.2f s", pause)
+                time.sleep(pause)
+                pause = min(2 * pause, STARTUP_RETRY_MAX_PAUSE)
     except (SchemaError, sa.exc.OperationalError) as exc:
         problem = str(exc) if isinstance(exc, SchemaError) else f"Datenbank nicht nutzbar: {exc.orig}"
         db.session.rollback()
@@ -299,6 +306,27 @@ def _prepare_database(app: Flask) -> Optional[str]:
         log.warning("%s", problem)  # e.g. `flask db upgrade`, which is about to mend it
         return problem
     return None
+
+
+def _prepare_database_once(app: Flask, lock_timeout: float) -> None:
+    auto_upgrade = app.config["DATABASE_AUTO_UPGRADE"]
+    if auto_upgrade is None:
+        auto_upgrade = app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+    revision = upgrade_schema(db.engine, set(db.metadata.tables) | set(job_metadata.tables),
+                              auto_upgrade=bool(auto_upgrade), lock_timeout=lock_timeout)
+    if revision is not None:
+        log.info("Datenbankschema auf Revision %s gebracht", revision)
+    seed_programmes()
+    if not app.testing:
+        from views.accounts import ensure_first_admin
+
+        ensure_first_admin()
+
+
+def _is_lock_conflict(error: BaseException) -> bool:
+    """Whether ``error`` (or the database error behind a ``SchemaError``) says a lock was held."""
+    cause = error.__cause__ if isinstance(error, SchemaError) else error
+    return isinstance(cause, sa.exc.OperationalError) and "locked" in str(cause.orig).lower()
 
 
 def _configure_sqlite(app: Flask) -> None:

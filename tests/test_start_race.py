@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from conftest import pg_test_url
 
@@ -68,3 +69,23 @@ def test_a_process_that_cannot_get_the_schema_lock_exits_with_a_clear_message(tm
     assert done.returncode != 0
     assert "Start abgebrochen" in done.stderr and "Schema-Sperre" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_a_start_that_finds_the_database_locked_at_once_tries_again(make_app, monkeypatch) -> None:
+    """SQLite sometimes answers "database is locked" at once, not after its busy timeout: the start waits and retries."""
+    import app as app_module
+    from database import SchemaError
+
+    real_upgrade, calls = app_module.upgrade_schema, []
+
+    def locked_the_first_time(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            locked = sa.exc.OperationalError("BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked"))
+            raise SchemaError("die Schema-Sperre war noch belegt") from locked
+        return real_upgrade(*args, **kwargs)
+
+    monkeypatch.setattr(app_module, "upgrade_schema", locked_the_first_time)
+    app = make_app()
+    assert len(calls) == 2
+    assert app.test_client().get("/").status_code == 200
