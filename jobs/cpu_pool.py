@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import threading
@@ -68,6 +69,23 @@ def _prepare_pool_process() -> None:
     lower_priority(POOL_NICENESS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent.sentinel,), name="parent-watch",
+                         daemon=True).start()
+
+
+def _exit_with_parent(sentinel: int) -> None:
+    """End this pool process once the process that owns the pool is gone.
+
+    A pool is shut down by its queue; a web process that is killed (``kill -9``,
+    the OOM killer, a supervisor's last resort) or ends with ``os._exit`` never
+    does that, and its pool processes, which ignore SIGTERM and wait on a queue
+    of their own, would live on with nothing to do. The sentinel is a pipe
+    that only the owner writes to: it reads as ended when the owner is.
+    """
+    multiprocessing.connection.wait([sentinel])
+    os._exit(0)
 
 
 def _process_id_after(seconds: float) -> int:

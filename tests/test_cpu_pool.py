@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -12,6 +15,8 @@ from flask import Flask
 from job_queue import JobStatus, job_queue
 from models import Rate, Shop, db
 from scrapers.miles_and_more import scrape_miles_and_more
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _wait_final(app: Flask, job_id: str, seconds: float = 30) -> tuple[object, float]:
@@ -121,3 +126,38 @@ def test_a_warmed_up_pool_runs_the_first_step_in_a_process_started_before_it(mak
     inline = make_app(SCRAPER_PARSE_PROCESSES=0)
     with inline.app_context():
         assert job_queue.warm_up_pool().result(timeout=5) == set()
+
+
+OWNER_DIES = """
+import os, sys
+from jobs.cpu_pool import CpuPool
+if __name__ == "__main__":
+    pool = CpuPool(2)
+    print(" ".join(str(pid) for pid in sorted(pool.warm_up().result(timeout=60))), flush=True)
+    os._exit(0)  # as a killed web process: no shutdown of the pool
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc (Linux)")
+def test_pool_processes_end_when_the_process_owning_the_pool_dies_without_shutting_it_down(tmp_path) -> None:
+    script = tmp_path / "owner.py"
+    script.write_text(OWNER_DIES)
+    output = tmp_path / "pids.txt"  # a file, not a pipe: processes left behind would hold a pipe open
+    with output.open("w") as stdout:
+        done = subprocess.run([sys.executable, str(script)], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                              stdout=stdout, stderr=subprocess.DEVNULL, timeout=120)
+    assert done.returncode == 0
+    pids = [int(pid) for pid in output.read_text().split()]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)  # other processes: nothing to wait on but their state
+    assert not any(_alive(pid) for pid in pids), "pool processes outlived their owner"
