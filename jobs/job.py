@@ -93,14 +93,20 @@ class Job(JobView):
         self._raise_if_stopped()
         return self._pool.submit(fn, *args)
 
-    def wait_for(self, future: Future) -> Any:
+    def wait_for(self, future: Future, stoppable: bool = True) -> Any:
         """Wait for an offloaded step; a stop (cancel, time limit) ends the wait at once.
 
         Raises the step's own exception, ``PoolCrashed`` when its process
         died, or ``JobCancelled``/``JobTimedOut`` when the job must stop.
+        ``stoppable=False`` waits for the step whatever happens: for a step
+        that writes and commits (a store), whose end the job must know
+        before it records anything itself.
         """
-        wait([future, self._stopped], return_when=FIRST_COMPLETED)
-        self._raise_if_stopped()
+        if stoppable:
+            wait([future, self._stopped], return_when=FIRST_COMPLETED)
+            self._raise_if_stopped()
+        else:
+            wait([future])
         return self._pool.result(future)
 
     def _raise_if_stopped(self) -> None:

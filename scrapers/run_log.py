@@ -9,12 +9,13 @@ from flask import current_app
 
 from database import utcnow
 from models import RUN_CANCELLED, RUN_FAILED, RUN_SUCCESS, ScrapeRun, begin_write, db
-from scrapers.drift_guard import DriftBounds, RunFigures, RunHeld, compare_with_last_run, how_to_accept
+from scrapers.drift_guard import DriftBounds, RunHeld
 from scrapers.field_limits import fit_offers
-from scrapers.held_runs import hold_run, supersede_older_held_runs
+from scrapers.german_text import count_of
 from scrapers.progress import ScrapeJob
-from scrapers.store import Offer, write_offers
-from scrapers.german_text import count_of, number_de
+from scrapers.steps import run_step
+from scrapers.store import Offer
+from scrapers.store_step import StoreRequest, StoreTarget, store_run
 
 
 @contextmanager
@@ -50,6 +51,7 @@ def scrape_run(scraper: str, job: ScrapeJob) -> Iterator[ScrapeRun]:
         ended.message = str(stop) if stopped else f"{type(exc).__name__}: {exc}"
         db.session.commit()
         raise
+    begin_write()  # the store may have run in another process: start afresh, holding the write lock
     run.outcome = RUN_SUCCESS
     run.finished_at = utcnow()
     db.session.commit()
@@ -64,7 +66,8 @@ def store_and_report(
     Every offer is first fitted to its columns (``field_limits``): cleaned and
     cut, with the number of cut values reported. ``cuts`` given says the
     parse step fitted them already (in the parse pool: the fitting is most of
-    the Python a store costs) and cut that many values. Then the drift guard compares
+    the Python a store costs) and cut that many values. Then, in the parse pool
+    when there is one (``scrapers/store_step.py``), the drift guard compares
     the run with the last applied one; outside its bounds the run is held
     (nothing written) and ``RunHeld`` fails the job with the reason.
 
@@ -82,32 +85,19 @@ def store_and_report(
         job.add_message(f"{count_of(unparsed, 'Prämiensatz', 'Prämiensätze')} nicht erkannt: Originaltext gespeichert")
     job.add_message(f"Registriere {count_of(len(offers), 'Shop', 'Shops')} in der Datenbank...")
 
-    bounds = DriftBounds.from_config(current_app.config)
-    begin_write()  # compare and write in one transaction: nothing changes in between
-    run.is_sample, run.complete = is_sample, complete
-    figures = RunFigures.of(offers, seen)
-    figures.record_on(run)
-    comparison = compare_with_last_run(run, figures, (offer.external_id for offer in offers), complete, bounds)
-    job.add_message(comparison.note)
-    if comparison.held:
+    config = current_app.config
+    target = StoreTarget(config["SQLALCHEMY_DATABASE_URI"], dict(config.get("SQLALCHEMY_ENGINE_OPTIONS", {})),
+                         DriftBounds.from_config(config))
+    request = StoreRequest(run.id, offers, complete, is_sample, seen, unparsed)
+    db.session.commit()  # no transaction of ours stays open while another connection writes the run
+    if target.shareable:
+        # It commits: the job waits for its end even when asked to stop meanwhile (as when it ran here).
+        report = run_step(job, store_run, target, request, stoppable=False)
+    else:
+        report = store_run(target, request)
+    for message in report.messages:
+        job.add_message(message)
+    if report.held is not None:
         # The job's error says it all (the worker adds it to the messages): no message of its own.
-        raise RunHeld(f"{hold_run(run, offers, comparison)} {how_to_accept(run.id)}")
-
-    stored = write_offers(run.scraper, offers, complete=complete, is_sample=is_sample)
-    run.added, run.updated, run.deactivated = stored.added, stored.updated, stored.deactivated
-    run.outcome = RUN_SUCCESS  # in the same commit as the data: the next run's baseline
-    run.message = (
-        f"{count_of(len(offers), 'Shop', 'Shops')} gelesen, {number_de(stored.deactivated)} deaktiviert, "
-        f"{count_of(unparsed, 'Prämiensatz', 'Prämiensätze')} nicht erkannt" + ("" if complete else ", unvollständiger Lauf")
-    )
-    supersede_older_held_runs(run)
-    db.session.commit()
-    job.add_message(
-        f"Fertig: {stored.added} neu, {stored.updated} aktualisiert, {stored.deactivated} deaktiviert"
-    )
-    return {
-        "added": stored.added,
-        "updated": stored.updated,
-        "deactivated": stored.deactivated,
-        "unparsed_rates": unparsed,
-    }
+        raise RunHeld(report.held)
+    return report.counts

@@ -11,9 +11,13 @@ from __future__ import annotations
 from typing import Any, Callable
 
 
-def run_step(job: Any, fn: Callable[..., Any], *args: Any) -> Any:
-    """Run ``fn(*args)`` through the job's pool and return its result (a cancel of the job ends the wait)."""
+def run_step(job: Any, fn: Callable[..., Any], *args: Any, stoppable: bool = True) -> Any:
+    """Run ``fn(*args)`` through the job's pool and return its result.
+
+    A cancel of the job ends the wait, unless ``stoppable`` is false (a step
+    that commits: the job waits for its end).
+    """
     offload = getattr(job, "offload", None)
     if offload is None:
         return fn(*args)
-    return job.wait_for(offload(fn, *args))
+    return job.wait_for(offload(fn, *args), stoppable=stoppable)
