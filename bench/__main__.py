@@ -161,7 +161,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                              "default TEST_DATABASE_URL")
     parser.add_argument("--server", default="gunicorn",
                         help="server of the job_status rows: gunicorn (1 process x 8 threads), gunicorn:WxT "
-                             "or flask (flask run, which falls behind for good while a scrape parses)")
+                             "or flask (the README's flask --app app run)")
     args = parser.parse_args(argv)
     try:
         served_app.server_command(args.server, 0)
