@@ -33,6 +33,7 @@ import argparse
 import logging
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -118,20 +119,31 @@ def scrape_rows(sizes: Sizes) -> list[Row]:
 
 
 def responsiveness_rows(sizes: Sizes, server: str) -> list[Row]:
-    """job_status p95/p99 while both scrapers run against the same row's idle phase."""
+    """job_status p95/p99 while both scrapers run against the same rows' idle phase.
+
+    Each shape is measured ``sizes.repeat`` times and each figure is the
+    median over those runs: one run of a few seconds busy moves by a third
+    from run to run on a shared 2-core machine.
+    """
     options = served_app.Options(idle_seconds=sizes.idle_seconds)
-    plans = [served_app.Plan(server, shape, "lifted") for shape in sizes.shapes]
-    rows = []
+    plans = [served_app.Plan(server, shape, "lifted") for shape in sizes.shapes for _ in range(sizes.repeat)]
+    runs: dict[str, list[tuple[responsiveness.Latencies, responsiveness.Latencies]]] = {}
     for result in served_app.run_plans(plans, options, progress=False):
         idle = responsiveness.Latencies.of(result.idle)
         busy = responsiveness.Latencies.of(result.busy)
-        shape = "parse pool" if result.plan.shape == "pool" else "parsing in-thread"
-        where = f"{result.plan.server}, {shape}"
-        rows += [Row(f"job_status p95 while scraping, {where}", "ms", busy.p95, "idle server", idle.p95),
-                 Row(f"job_status p99 while scraping, {where}", "ms", busy.p99, "idle server", idle.p99)]
+        runs.setdefault(result.plan.shape, []).append((idle, busy))
         if busy.errors or idle.errors:
-            print(f"  job_status errors ({where}; a timeout counts {served_app.REQUEST_TIMEOUT:g} s): "
+            print(f"  job_status errors ({result.plan.label}; a timeout counts {served_app.REQUEST_TIMEOUT:g} s): "
                   f"{idle.errors} idle, {busy.errors} busy", flush=True)
+    rows = []
+    for shape, measured in runs.items():
+        where = f"{server}, {'parse pool' if shape == 'pool' else 'parsing in-thread'}"
+        of_runs = f", median of {len(measured)}" if len(measured) > 1 else ""
+        for name in ("p95", "p99"):
+            busy_value = statistics.median(getattr(busy, name) for _, busy in measured)
+            idle_value = statistics.median(getattr(idle, name) for idle, _ in measured)
+            rows.append(Row(f"job_status {name} while scraping, {where}{of_runs}", "ms", busy_value,
+                            "idle server", idle_value))
     return rows
 
 

@@ -307,8 +307,8 @@ async def _measure(plan: Plan, source: Source, options: Options, group: ProcessG
 def measure_row(plan: Plan, source: Source, options: Options, folder: Path,
                 nice: Sequence[str] = ()) -> RowResult:
     """Serve the app as ``plan`` says, measure idle then busy, stop every process of the row."""
-    instance = folder / plan.label.replace(" ", "-").replace(":", "-")
-    instance.mkdir(mode=0o700)
+    # A folder of its own (0700) for each row, also when a row is measured more than once.
+    instance = Path(tempfile.mkdtemp(prefix=plan.label.replace(" ", "-").replace(":", "-") + "-", dir=folder))
     group = ProcessGroup(instance / "logs")
     try:
         return asyncio.run(_measure(plan, source, options, group, instance, nice))
