@@ -32,6 +32,7 @@ import argparse
 import copy
 import json
 import re
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -41,8 +42,13 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 from urllib.parse import parse_qs, urlsplit
 
-SAMPLES = Path(__file__).resolve().parent.parent / "scrapers" / "samples"
-PAYBACK_ENDPOINT = "/onsflows/api/digital-shops"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # run as a script in its own process (served_app.start_source)
+    sys.path.insert(0, str(REPO_ROOT))
+
+from scrapers.sample_server import PAYBACK_ENDPOINT, LoopbackReplies  # noqa: E402
+
+SAMPLES = REPO_ROOT / "scrapers" / "samples"
 #: As many partner pages as the live portal listed (2026-11) and shops as the live catalogue.
 LIVE_PARTNER_PAGES = 536
 LIVE_PAYBACK_SHOPS = 706
@@ -163,19 +169,12 @@ class LoopbackSource:
 
 def _handler(partner_pages: dict[str, bytes], catalogue: list[dict[str, Any]], latency: float,
              stats: PortalStats) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(LoopbackReplies, BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True  # headers and body as separate writes must not stall
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib name)
             pass
-
-        def _send(self, body: bytes, content_type: str) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
 
         def do_GET(self) -> None:  # noqa: N802 (stdlib name)
             stats.enter()
@@ -194,21 +193,11 @@ def _handler(partner_pages: dict[str, bytes], catalogue: list[dict[str, Any]], l
                         time.sleep(latency)  # the portal's own response time
                     self._send(partner_pages[url.path], "text/html; charset=utf-8")
                 elif url.path == PAYBACK_ENDPOINT and catalogue:
-                    self._send_catalogue_page(parse_qs(url.query))
+                    self._send_catalogue_page(catalogue, len(catalogue), parse_qs(url.query))
                 else:
                     self.send_error(404)
             finally:
                 stats.leave()
-
-        def _send_catalogue_page(self, query: dict[str, list[str]]) -> None:
-            try:
-                size = int(query.get("pageSize", ["20"])[0])
-                offset = int(query.get("pageOffset", ["0"])[0])
-            except ValueError:
-                self.send_error(400, "pageSize and pageOffset must be integers")
-                return
-            page = {"totalResultSize": len(catalogue), "digitalShopListItem": catalogue[offset:offset + size]}
-            self._send(json.dumps(page, ensure_ascii=False).encode("utf-8"), "application/json")
 
     return Handler
 

@@ -58,7 +58,33 @@ class _BotWallHandler(BaseHTTPRequestHandler):
         log.debug("bot wall: " + format, *args)
 
 
-class _SampleHandler(SimpleHTTPRequestHandler):
+class LoopbackReplies:
+    """Answers of a loopback stand-in for the portals, for ``http.server`` request handlers.
+
+    Mixed into this module's sample handler and into the benchmarks' loopback
+    sources (``bench/loopback_sources.py``), so both page the catalogue exactly
+    as the live PAYBACK endpoint does (``pageSize`` items from ``pageOffset``).
+    """
+
+    def _send(self, body: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_catalogue_page(self, items: list[Any], total: int, query: dict[str, list[str]]) -> None:
+        try:
+            size = int(query.get("pageSize", ["20"])[0])
+            offset = int(query.get("pageOffset", ["0"])[0])
+        except ValueError:
+            self.send_error(400, "pageSize and pageOffset must be integers")
+            return
+        page = {"totalResultSize": total, "digitalShopListItem": items[offset : offset + size]}
+        self._send(json.dumps(page, ensure_ascii=False).encode("utf-8"), "application/json")
+
+
+class _SampleHandler(LoopbackReplies, SimpleHTTPRequestHandler):
     bot_wall_url = ""
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib name)
@@ -68,13 +94,6 @@ class _SampleHandler(SimpleHTTPRequestHandler):
     def base_url(self) -> str:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
-
-    def _send(self, body: bytes, content_type: str) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def _redirect(self, location: str) -> None:
         self.send_response(302)
@@ -86,7 +105,9 @@ class _SampleHandler(SimpleHTTPRequestHandler):
         url = urlsplit(self.path)
         root = Path(self.directory)
         if url.path == PAYBACK_ENDPOINT and (root / "digital-shops.json").exists():
-            return self._send_catalogue_page(root / "digital-shops.json", parse_qs(url.query))
+            catalogue = json.loads((root / "digital-shops.json").read_text(encoding="utf-8"))
+            return self._send_catalogue_page(catalogue["digitalShopListItem"], catalogue["totalResultSize"],
+                                             parse_qs(url.query))
         if url.path.startswith("/partner/") and url.path.count("/") == 2:
             page = root / "partner" / (url.path.rsplit("/", 1)[1] + ".html")
             if page.is_file() and parse_qs(url.query).get("noredirect") != ["1"]:
@@ -99,18 +120,6 @@ class _SampleHandler(SimpleHTTPRequestHandler):
             content_type = "application/xml" if template.suffix == ".xml" else "text/plain"
             return self._send(body.encode("utf-8"), f"{content_type}; charset=utf-8")
         super().do_GET()
-
-    def _send_catalogue_page(self, path: Path, query: dict[str, list[str]]) -> None:
-        catalogue = json.loads(path.read_text(encoding="utf-8"))
-        try:
-            size = int(query.get("pageSize", ["20"])[0])
-            offset = int(query.get("pageOffset", ["0"])[0])
-        except ValueError:
-            self.send_error(400, "pageSize and pageOffset must be integers")
-            return
-        items = catalogue["digitalShopListItem"][offset : offset + size]
-        page = {"totalResultSize": catalogue["totalResultSize"], "digitalShopListItem": items}
-        self._send(json.dumps(page, ensure_ascii=False).encode("utf-8"), "application/json")
 
 
 @contextmanager
