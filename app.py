@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_migrate import Migrate
 
-from database import MIGRATIONS_DIR, SchemaError, configure_sqlite_engine, upgrade_schema
+from database import MIGRATIONS_DIR, SchemaError, configure_sqlite_engine, is_lock_conflict, upgrade_schema
 from job_queue import DEFAULT_CONFIG as JOB_DEFAULTS
 from job_queue import JobKind, job_queue
 from jobs.interpreter import DEFAULT_CONFIG as INTERPRETER_DEFAULTS, share_with_job_threads
@@ -292,7 +292,7 @@ def _prepare_database(app: Flask) -> Optional[str]:
                 # Processes starting together on a fresh SQLite file: now and then SQLite answers
                 # "database is locked" at once instead of waiting its busy timeout (seen in about 1 of
                 # 100 process starts under load). Every step is idempotent: try again while there is time.
-                if not _is_lock_conflict(exc) or time.monotonic() + pause > give_up_at:
+                if not is_lock_conflict(exc) or time.monotonic() + pause > give_up_at:
                     raise
                 db.session.rollback()
                 log.info("Datenbank beim Start gesperrt, neuer Versuch in %.2f s", pause)
@@ -321,12 +321,6 @@ def _prepare_database_once(app: Flask, lock_timeout: float) -> None:
         from views.accounts import ensure_first_admin
 
         ensure_first_admin()
-
-
-def _is_lock_conflict(error: BaseException) -> bool:
-    """Whether ``error`` (or the database error behind a ``SchemaError``) says a lock was held."""
-    cause = error.__cause__ if isinstance(error, SchemaError) else error
-    return isinstance(cause, sa.exc.OperationalError) and "locked" in str(cause.orig).lower()
 
 
 def _configure_sqlite(app: Flask) -> None:

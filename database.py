@@ -191,10 +191,22 @@ def upgrade_schema(engine: Engine, table_names: set[str], *, auto_upgrade: bool,
     return head
 
 
+def is_lock_conflict(error: BaseException) -> bool:
+    """Whether ``error`` (or the database error behind a ``SchemaError``) says a lock was held.
+
+    SQLite: "database is locked"; PostgreSQL: the schema lock's ``lock_timeout``.
+    """
+    cause = error.__cause__ if isinstance(error, SchemaError) else error
+    if not isinstance(cause, sa.exc.OperationalError):
+        return False
+    detail = str(cause.orig if cause.orig is not None else cause).lower()
+    return "locked" in detail or "lock timeout" in detail
+
+
 def _connection_problem(engine: Engine, exc: sa.exc.OperationalError, lock_timeout: float) -> str:
     detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
     where = engine.url.render_as_string(hide_password=True)
-    if "locked" in detail or "lock timeout" in detail:
+    if is_lock_conflict(exc):
         return (f"Datenbank {where}: die Schema-Sperre war nach {lock_timeout:g} s noch belegt "
                 f"(ein anderer Prozess migriert?): {detail}")
     return f"Datenbank {where} nicht erreichbar oder nicht beschreibbar: {detail}"

@@ -7,12 +7,12 @@ long such a wait can last, and a serving process sets both at start-up:
 
 - **The cyclic garbage collector's full collections.** A full collection
   walks every tracked object with the lock held. After start-up the web
-  process has about 150,000 of them (Flask, SQLAlchemy, Jinja, the parsers),
+  process has 130,000–150,000 of them (Flask, SQLAlchemy, Jinja, the parsers),
   so one full collection stalled every thread for 60–100 ms, and a scrape
   triggers several (it creates many long-lived objects). ``gc.freeze()`` after
   start-up moves the start-up objects out of the collector's view: they live
   as long as the process anyway. Later collections walk only what came after
-  (measured: 102 ms before, 11 ms after, with the same scrape running).
+  (measured with the same scrape running: 102 ms before, 11–26 ms after).
 - **The switch interval.** A thread that wants the lock back (a web thread
   after each socket or database call) waits until the holder drops it, at
   most ``sys.getswitchinterval()`` (5 ms by default). A request makes dozens of
