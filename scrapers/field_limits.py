@@ -99,3 +99,14 @@ def fit_offers(offers: list[Offer]) -> tuple[list[Offer], dict[str, int]]:
         fitted.append(offer)
         cuts[offer.external_id] = count
     return fitted, {external_id: count for external_id, count in cuts.items() if count}
+
+
+def add_cuts(run_cuts: dict[str, int], offers: list[Offer], step_cuts: dict[str, int]) -> None:
+    """Add one parse step's cuts (``fit_offers``) to a run's, in place.
+
+    A shop seen again replaces its earlier offer when stored, so its earlier
+    cuts go too: the run counts the cut values of exactly the offers stored.
+    """
+    for offer in offers:
+        run_cuts.pop(offer.external_id, None)
+    run_cuts.update(step_cuts)

@@ -14,6 +14,7 @@ from flask import current_app
 
 from scrapers.errors import ScrapeError
 from scrapers.fetcher import Fetcher, FetchError, FetchSettings
+from scrapers.field_limits import add_cuts
 from scrapers.miles_and_more_pages import ONLINE, parse_sitemap, partner_page_url
 from scrapers.partner_batches import PageBatch, fetch_and_parse, pages_per_batch
 from scrapers.progress import ScrapeJob, close_on_stop
@@ -82,9 +83,7 @@ def scrape_miles_and_more(job: ScrapeJob) -> dict[str, int]:
             outcome = run_step(job, fetch_and_parse, batch)
             hosts.update((state.origin, state) for state in outcome.hosts)
             offers.extend(outcome.offers)
-            for offer in outcome.offers:
-                cuts.pop(offer.external_id, None)  # a repeated shop's last offer is the one stored
-            cuts.update(outcome.cuts)
+            add_cuts(cuts, outcome.offers, outcome.cuts)
             hidden += outcome.hidden
             failures.extend(outcome.failures)
             for failure in outcome.failures:

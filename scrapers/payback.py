@@ -19,7 +19,7 @@ from flask import current_app
 from models import BASE, PROMOTION
 from scrapers.errors import ScrapeError
 from scrapers.fetcher import Fetcher, FetchSettings
-from scrapers.field_limits import fit_offers
+from scrapers.field_limits import add_cuts, fit_offers
 from scrapers.progress import ScrapeJob, close_on_stop
 from scrapers.rates import parse_rate
 from scrapers.run_log import scrape_run, store_and_report
@@ -165,8 +165,7 @@ def scrape_payback(job: ScrapeJob) -> dict[str, int]:
                 job.add_message(f"Katalog meldet {count_of(total, 'Shop', 'Shops')} auf {count_of(pages, 'Seite', 'Seiten')}")
             for offer in page.offers:
                 offers[offer.external_id] = offer
-                cuts.pop(offer.external_id, None)  # a repeated shop's last offer is the one stored
-            cuts.update(page.cuts)
+            add_cuts(cuts, page.offers, page.cuts)
             job.add_message(f"Seite {page_no} von {pages} geladen: {len(offers)} von {total} Shops")
             job.set_progress(page_no, pages + 1)
             if not page.offers:
