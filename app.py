@@ -21,11 +21,10 @@ from flask_migrate import Migrate
 
 from database import MIGRATIONS_DIR, SchemaError, configure_sqlite_engine, is_lock_conflict, upgrade_schema
 from job_queue import DEFAULT_CONFIG as JOB_DEFAULTS
-from job_queue import JobKind, job_queue
-from jobs.interpreter import DEFAULT_CONFIG as INTERPRETER_DEFAULTS, share_with_job_threads
+from job_queue import PROCESS, JobKind, job_queue
 from jobs.schema import metadata as job_metadata
 from models import db, seed_programmes
-from scrapers.registry import SCRAPERS, is_retryable
+from scrapers.registry import SCRAPERS, SETTLE_RUN, is_retryable
 from scrapers.drift_guard import DEFAULT_CONFIG as DRIFT_GUARD_DEFAULTS
 from scrapers.drift_guard import DriftBounds
 from scrapers.sources import OFFLINE as SOURCES_OFFLINE
@@ -55,7 +54,6 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_AUTO_UPGRADE": None,
     "DATABASE_SCHEMA_LOCK_TIMEOUT": 60.0,  # seconds a starting process waits for another's upgrade
     **JOB_DEFAULTS,
-    **INTERPRETER_DEFAULTS,  # a serving process's switch interval and frozen start-up objects
     "JOBS_CREATE_TABLES": False,  # the migrations own the job tables too
     # All three scrapers can run side by side (each kind only once at a time).
     "JOBS_WORKER_THREADS": 3,
@@ -185,14 +183,14 @@ def create_app(
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # "ungültig", not "ung\u00fcltig"
     make_private_folder(app.instance_path)
     _load_config(app, config)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging()
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     _configure_sqlite(app)
     with app.app_context():
         database_problem = _prepare_database(app)
-    job_queue.init_app(app)
+    job_queue.init_app(app, app_factory="app:create_job_app")
     _register_scrapers(app, schedules=database_problem is None)
     if database_problem is not None:  # a CLI command such as `flask db upgrade` may still run; a worker not
         job_queue.add_start_check(app, lambda: _refuse_to_start(database_problem))
@@ -223,14 +221,34 @@ def create_app(
     if app.config["JOBS_AUTOSTART"] and app.config["JOBS_RUN_IN_WEB"] and not app.testing and _serving():
         with app.app_context():
             job_queue.start()
-            job_queue.warm_up_pool()  # the first scrape should not wait for the pool's start
+            job_queue.warm_up()  # the first scrape should not wait for the fork server's start
         _stop_jobs_warmly_at_exit(app)
     # A serving process delivers webhooks (retries due from before a restart, test events) in any shape.
     if database_problem is None and not app.testing and _serving():
         webhook_dispatcher.start_automatically(app)
-    if not app.testing and _serving():
-        share_with_job_threads(app.config)  # last: everything start-up made is in place
     return app
+
+
+def create_job_app(config: Mapping[str, Any], instance_path: str) -> Flask:
+    """The app a job's child process runs in: the serving app's configuration and database, no routes.
+
+    The child runs one job, so it needs what a job function reads
+    (``current_app.config``, ``db``) and the queue to enqueue follow-ups;
+    routes, the schema check and webhooks stay with the process that
+    started it. Built in a few milliseconds, from plain data.
+    """
+    app = Flask(__name__, instance_path=instance_path)
+    app.config.from_mapping(config)
+    _configure_logging()
+    db.init_app(app)
+    _configure_sqlite(app)
+    job_queue.init_app(app, app_factory="app:create_job_app")
+    _register_scrapers(app, schedules=False)
+    return app
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def _register_scrapers(app: Flask, schedules: bool) -> None:
@@ -241,6 +259,7 @@ def _register_scrapers(app: Flask, schedules: bool) -> None:
             name=spec.name, label=spec.label, func=spec.func,
             time_limit=float(limits.get(spec.name, spec.time_limit)),
             max_attempts=int(app.config["SCRAPER_ATTEMPTS"]), retry_if=is_retryable,
+            isolation=PROCESS, settle=SETTLE_RUN,
         ), app)
         if schedules:
             app.extensions["job_queue"].schedules.ensure(spec.name, wanted.get(spec.name, spec.schedule),

@@ -12,12 +12,14 @@ holds what: README, "Architecture".
 from database import utcnow
 from jobs.job import Job
 from jobs.view import JobSnapshot
-from jobs.kinds import JobCancelled, JobKind, JobStopped, JobTimedOut
-from jobs.queue import DEFAULT_CONFIG, JobQueue, Submission
+from jobs.control import Submission
+from jobs.kinds import PROCESS, THREAD, JobCancelled, JobInterrupted, JobKind, JobStopped, JobTimedOut
+from jobs.queue import DEFAULT_CONFIG, JobQueue
 from jobs.signals import job_finished
 from jobs.status import JobStatus
 
 job_queue = JobQueue()
 
-__all__ = ["DEFAULT_CONFIG", "Job", "JobCancelled", "JobKind", "JobQueue", "JobSnapshot", "JobStatus",
-           "JobStopped", "JobTimedOut", "Submission", "job_finished", "job_queue", "utcnow"]
+__all__ = ["DEFAULT_CONFIG", "PROCESS", "THREAD", "Job", "JobCancelled", "JobInterrupted", "JobKind", "JobQueue",
+           "JobSnapshot", "JobStatus", "JobStopped", "JobTimedOut", "Submission", "job_finished", "job_queue",
+           "utcnow"]

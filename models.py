@@ -152,7 +152,8 @@ def seed_programmes() -> None:
 RUN_RUNNING = "running"
 RUN_SUCCESS = "success"  # applied when it ran
 RUN_FAILED = "failed"  # an error: nothing applied
-RUN_CANCELLED = "cancelled"  # its job was cancelled (or ran out of time): nothing applied
+RUN_CANCELLED = "cancelled"  # its job was cancelled: nothing applied
+RUN_INTERRUPTED = "interrupted"  # its process was stopping (a restart): nothing applied, the job queued again
 RUN_HELD = "held"  # outside the drift guard's bounds: nothing applied, offers kept to accept later
 RUN_ACCEPTED = "accepted"  # a held run an admin accepted: applied then
 RUN_SUPERSEDED = "superseded"  # a held run a newer applied run made stale: no longer acceptable

@@ -39,11 +39,15 @@ class ProcessGroup:
         self.started: list[Started] = []
 
     def start(self, command: Sequence[str], *, cwd: Path, env: dict[str, str],
-              expected_to_exit: bool = False) -> subprocess.Popen:
-        """Start ``command``; ``expected_to_exit`` for one that ends by itself (``--until-empty``)."""
+              expected_to_exit: bool = False, own_group: bool = False) -> subprocess.Popen:
+        """Start ``command``; ``expected_to_exit`` for one that ends by itself (``--until-empty``).
+
+        ``own_group``: in a process group of its own, so a test can signal the group as a terminal would.
+        """
         log = self.folder / f"process-{len(self.started)}.log"
         with log.open("w") as sink:
-            process = subprocess.Popen(list(command), cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(list(command), cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT,
+                                       start_new_session=own_group)
         self.started.append(Started(command, process, log, expected_to_exit))
         return process
 

@@ -12,16 +12,16 @@ What is measured
     ratios, and each scrape's wall time (from the job's own timestamps).
 
 Why
-    Parsing runs on the web process's interpreter lock unless it is moved
-    elsewhere; a request that needs the lock waits for it. Issue 14 found p95
-    20-38 times worse while the scrapers ran. This measures every way the app
-    is meant to be served, so the fix can be judged on each.
+    A scrape run in a thread of the web process holds the interpreter lock
+    that every page answer needs; issue 14 found p95 20-38 times worse while
+    the scrapers ran. Scrapes now run in child processes of their own. This
+    measures every way the app is meant to be served, so each can be judged.
 
 Rows (``--servers`` x ``--shapes`` x ``--scenarios``)
     servers: ``flask`` (the README's ``flask --app app run``), ``gunicorn``
     (``-k gthread -w 1 --threads 8``) or ``gunicorn:WxT`` (W processes x T threads);
-    shapes: ``pool`` (default: ``SCRAPER_PARSE_PROCESSES=2``), ``inthread``
-    (``SCRAPER_PARSE_PROCESSES=0``), ``worker`` (``JOBS_RUN_IN_WEB=0`` for the
+    shapes: ``process`` (the default: each scrape in a child process), ``thread``
+    (``JOBS_PROCESS_ISOLATION=0``: in a worker thread), ``worker`` (``JOBS_RUN_IN_WEB=0`` for the
     web plus a ``flask --app app worker`` process);
     scenarios: ``lifted`` (``SCRAPER_MIN_INTERVAL=0``, ``SCRAPER_HOST_CONCURRENCY=8``)
     or ``polite`` (the default politeness: Miles & More then takes ~4 1/2 minutes).
@@ -30,7 +30,7 @@ Everything is on loopback: the app (SQLite in a temporary instance folder),
 the sources (``loopback_sources.py``, its own process) and this load generator
 (the process running this script). Only figures are printed.
 
-    python bench/responsiveness.py [--servers flask,gunicorn] [--shapes pool,inthread,worker]
+    python bench/responsiveness.py [--servers flask,gunicorn] [--shapes process,thread,worker]
         [--scenarios lifted,polite] [--idle-seconds 20] [--rate 100] [--quick]
 """
 
@@ -80,7 +80,7 @@ class Latencies:
                    sum(1 for s in samples if s.status == 304))
 
 def print_report(results: list[RowResult], options: Options) -> None:
-    """One line per row, then the wall-time ratios pool vs in-thread.
+    """One line per row, then the wall-time ratios of each shape vs scrapes in a thread.
 
     ``gen lag`` is the 99th percentile of how late this generator sent (a
     large one means the machine was short of CPU for the generator too);
@@ -105,13 +105,13 @@ def print_report(results: list[RowResult], options: Options) -> None:
               f"{(idle.not_modified + busy.not_modified) / max(1, idle.count + busy.count):>6.0%}")
     by_key = {(row.plan.server, row.plan.shape, row.plan.scenario): row for row in results}
     for (server, shape, scenario), row in by_key.items():
-        baseline = by_key.get((server, "inthread", scenario))
-        if shape == "inthread" or baseline is None:
+        baseline = by_key.get((server, "thread", scenario))
+        if shape == "thread" or baseline is None:
             continue
         ratios = [f"{label} {row.walls[name] / baseline.walls[name]:.2f}"
                   for name, label in (("miles_and_more", "M&M"), ("payback", "PAYBACK"))
                   if name in row.walls and name in baseline.walls]
-        print(f"wall time {shape} / inthread ({server}, {scenario}): {', '.join(ratios) or '-'}")
+        print(f"wall time {shape} / thread ({server}, {scenario}): {', '.join(ratios) or '-'}")
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
@@ -129,9 +129,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--pages", type=int, default=LIVE_PARTNER_PAGES, help="Miles & More partner pages")
     parser.add_argument("--shops", type=int, default=LIVE_PAYBACK_SHOPS, help="PAYBACK shops")
     parser.add_argument("--quick", action="store_true",
-                        help="defaults for a fast pass: flask only, pool and inthread, 5 s idle")
+                        help="defaults for a fast pass: flask only, process and thread, 5 s idle")
     args = parser.parse_args(argv)
-    quick = {"servers": "flask", "shapes": "pool,inthread", "idle_seconds": 5.0}
+    quick = {"servers": "flask", "shapes": "process,thread", "idle_seconds": 5.0}
     full = {"servers": "flask,gunicorn", "shapes": ",".join(SHAPES), "idle_seconds": 20.0}
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:  # a flag given explicitly wins over --quick

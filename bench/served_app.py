@@ -37,9 +37,9 @@ from open_loop import HttpClient, Sample, Stream, run_streams  # noqa: E402
 from processes import ProcessGroup  # noqa: E402
 
 SHAPES: dict[str, dict[str, str]] = {
-    "pool": {"SCRAPER_PARSE_PROCESSES": "2"},
-    "inthread": {"SCRAPER_PARSE_PROCESSES": "0"},
-    "worker": {"SCRAPER_PARSE_PROCESSES": "2", "JOBS_RUN_IN_WEB": "0"},
+    "process": {"JOBS_PROCESS_ISOLATION": "1"},  # the default: each scrape in a child of the web process
+    "thread": {"JOBS_PROCESS_ISOLATION": "0"},  # each scrape in a worker thread of the web process
+    "worker": {"JOBS_RUN_IN_WEB": "0"},  # a flask worker process runs them (each in a child of its own)
 }
 SCENARIOS: dict[str, dict[str, str]] = {
     "lifted": {"SCRAPER_MIN_INTERVAL": "0", "SCRAPER_HOST_CONCURRENCY": "8"},
@@ -198,14 +198,14 @@ def app_environment(plan: Plan, source: Source, instance: Path, token: str) -> d
     return env
 
 
-def _started_processes(plan: Plan, group: ProcessGroup, env: dict[str, str], port: int,
+def start_app_processes(plan: Plan, group: ProcessGroup, env: dict[str, str], port: int,
                         nice: Sequence[str]) -> None:
     group.start([*nice, *server_command(plan.server, port)], cwd=REPO, env=env)
     if plan.shape == "worker":
         group.start([*nice, sys.executable, "-m", "flask", "--app", "app", "worker"], cwd=REPO, env=env)
 
 
-async def _wait_ready(client: HttpClient, group: ProcessGroup) -> None:
+async def wait_ready(client: HttpClient, group: ProcessGroup) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         group.assert_alive()
@@ -233,7 +233,7 @@ async def start_job(client: HttpClient, endpoint: str) -> str:
     return json.loads(response.body)["job_id"]
 
 
-async def _wait_final(client: HttpClient, job_ids: list[str], finals: dict[str, dict[str, Any]],
+async def wait_final(client: HttpClient, job_ids: list[str], finals: dict[str, dict[str, Any]],
                       group: ProcessGroup, timeout: float, every: float = 0.5) -> None:
     """Record each job's JSON once it is final; the checks are not part of the measured stream.
 
@@ -262,17 +262,17 @@ async def _measure(plan: Plan, source: Source, options: Options, group: ProcessG
                    nice: Sequence[str]) -> RowResult:
     token = secrets.token_urlsafe(32)
     port = free_port()
-    _started_processes(plan, group, app_environment(plan, source, instance, token), port, nice)
+    start_app_processes(plan, group, app_environment(plan, source, instance, token), port, nice)
     api_headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     api = HttpClient("127.0.0.1", port, api_headers, REQUEST_TIMEOUT)
     control = HttpClient("127.0.0.1", port, api_headers, REQUEST_TIMEOUT)  # start and watch: not measured
     browser = HttpClient("127.0.0.1", port, {"Accept": "text/html"}, REQUEST_TIMEOUT)
     result = RowResult(plan)
     try:
-        await _wait_ready(control, group)
+        await wait_ready(control, group)
         probe = await start_job(control, "run_scraper")
         probed: dict[str, dict[str, Any]] = {}
-        await _wait_final(control, [probe], probed, group, START_TIMEOUT, every=0.1)
+        await wait_final(control, [probe], probed, group, START_TIMEOUT, every=0.1)
 
         idle = [Stream("job_status", api, options.rate, lambda i: f"/admin/job_status/{probe}",
                        options.conditional),
@@ -283,7 +283,7 @@ async def _measure(plan: Plan, source: Source, options: Options, group: ProcessG
 
         ids = [await start_job(control, endpoint) for _name, endpoint in SCRAPES]
         finals: dict[str, dict[str, Any]] = {}
-        watcher = asyncio.create_task(_wait_final(control, ids, finals, group, options.max_busy_seconds))
+        watcher = asyncio.create_task(wait_final(control, ids, finals, group, options.max_busy_seconds))
         busy = [Stream("job_status", api, options.rate, lambda i: f"/admin/job_status/{ids[i % len(ids)]}",
                        options.conditional),
                 Stream("page", browser, 1 / options.page_every, lambda i: "/")]

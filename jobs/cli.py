@@ -10,7 +10,7 @@ import sys
 import threading
 import uuid
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 from zoneinfo import ZoneInfo
 
 import click
@@ -18,14 +18,12 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from database import utcnow
-from jobs.execution import QueueState, execute
+from jobs.control import JobControl
+from jobs.execution import execute
 from jobs.identity import owner_name
 from jobs.schema import JobRecord
+from jobs.state import QueueState
 from jobs.status import JobStatus
-from jobs.worker import start_threads, warm_stop
-
-if TYPE_CHECKING:
-    from jobs.queue import JobQueue
 
 # How often the worker command looks whether it should exit: often with --until-empty.
 UNTIL_EMPTY_CHECK_SECONDS = 0.5
@@ -59,10 +57,10 @@ def worker_command(threads: Optional[int], until_empty: bool) -> None:
     state = _state()
     for check in state.start_checks:
         check()
-    start_threads(state, int(threads or state.config("JOBS_WORKER_THREADS")))
+    state.worker.start(int(threads or state.config("JOBS_WORKER_THREADS")))
     if not until_empty:
-        state.cpu_pool.warm_up()  # the first scrape should not wait for the pool's start
-    click.echo(f"Worker {state.token} läuft mit {len(state.workers)} Thread(s).")
+        state.worker.warm_up()  # the first scrape should not wait for the fork server's start
+    click.echo(f"Worker {state.token} läuft mit {len(state.worker.workers)} Thread(s).")
     stopped = threading.Event()
     # SIGTERM (systemd, docker stop, gunicorn-style supervisors): a warm stop.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stopped.set())
@@ -77,10 +75,10 @@ def worker_command(threads: Optional[int], until_empty: bool) -> None:
     grace = float(state.config("JOBS_STOP_GRACE"))
     if state.running:
         click.echo(f"Beende nach den laufenden Jobs (höchstens {grace:g} s)...")
-    warm_stop(state, grace)
+    state.worker.warm_stop(grace)
 
 
-def _jobs_group(queue: "JobQueue") -> click.Group:
+def _jobs_group(queue: JobControl) -> click.Group:
     @click.group("jobs")
     def jobs() -> None:
         """Look at jobs, cancel them, run them again, clear old ones."""
@@ -191,7 +189,7 @@ def _parse_utc(text: str) -> datetime:
     return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def _scrape_command(queue: "JobQueue") -> click.Command:
+def _scrape_command(queue: JobControl) -> click.Command:
     @click.command("scrape")
     @click.argument("name")
     @with_appcontext
@@ -210,19 +208,19 @@ def _scrape_command(queue: "JobQueue") -> click.Command:
     return scrape
 
 
-def _run_in_foreground(queue: "JobQueue", job_id: str) -> int:
+def _run_in_foreground(queue: JobControl, job_id: str) -> int:
     """Run the queued job here, drawing its progress; return the exit code (0 completed, 1 otherwise)."""
     state = _state()
     owner = owner_name(state.token, f"cli-{uuid.uuid4().hex[:4]}")
     record = state.store.claim_job(job_id, owner, state.config("JOBS_LEASE_SECONDS"))
     if record is None:
         raise click.ClickException(f"Job {job_id} ließ sich nicht starten")
-    start_threads(state, 0)  # the housekeeper: heartbeats, flushes, time limit
+    state.worker.start(0)  # the housekeeper: heartbeats, flushes, time limit
     done = threading.Event()  # not Thread.join: a join cut short by Ctrl-C may return early later
 
     def run() -> None:
         try:
-            execute(state, record, owner)
+            execute(state, record, owner, state.worker.shutdown)
         finally:
             done.set()
 
@@ -236,7 +234,7 @@ def _run_in_foreground(queue: "JobQueue", job_id: str) -> int:
         queue.cancel(job_id)
         done.wait()
     shown.draw(state.load_record(job_id))
-    warm_stop(state, 0)
+    state.worker.warm_stop(0)
     final = state.store.get(job_id)
     status = final.status if final is not None else JobStatus.FAILED
     click.echo(f"Ergebnis: {status.value.upper()}" + (f" – {final.error}" if final and final.error else ""))
@@ -264,6 +262,6 @@ def _bar(percent: int) -> str:
     return f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {percent:>3} %"
 
 
-def init_cli(app: Flask, queue: "JobQueue") -> None:
+def init_cli(app: Flask, queue: JobControl) -> None:
     for command in (worker_command, _jobs_group(queue), _schedules_group(), _scrape_command(queue)):
         app.cli.add_command(command)

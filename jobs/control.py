@@ -8,24 +8,31 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 from flask import Flask
 
 from database import utcnow
 from jobs.kinds import JobCancelled, JobKind
+from jobs.state import QueueState
 from jobs.stats import WINDOWS_DAYS, JobStatistics, job_statistics
 from jobs.status import JobStatus
-
-if TYPE_CHECKING:
-    from jobs.execution import QueueState
-    from jobs.queue import Submission
 
 log = logging.getLogger(__name__)
 
 CANCELLED_BEFORE_START = "Abgebrochen, bevor der Job begann"
 RERUNNABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What an enqueue did: the job to follow, and whether it already existed (one run per key)."""
+
+    job_id: str
+    status: JobStatus
+    existing: bool
 
 
 class UnknownKind(LookupError):
@@ -35,7 +42,7 @@ class UnknownKind(LookupError):
 class JobControl:
     """Named kinds, cancel and run-again; mixed into ``JobQueue``."""
 
-    def _state(self) -> "QueueState":  # provided by JobQueue
+    def _state(self) -> QueueState:  # provided by JobQueue
         raise NotImplementedError
 
     def register_kind(self, kind: JobKind, app: Optional[Flask] = None) -> None:
@@ -53,7 +60,7 @@ class JobControl:
             raise UnknownKind(f"unbekannte Job-Art {name!r}") from None
 
     def submit(self, name: str, args: tuple = (), kwargs: Optional[dict] = None,
-               pinned: bool = False, attempts: Optional[int] = None) -> "Submission":
+               pinned: bool = False, attempts: Optional[int] = None) -> Submission:
         """Queue a job of the kind ``name``; while one of it is queued or running, return that one instead.
 
         ``pinned``: only this process may run it (``flask scrape`` runs it in
@@ -62,24 +69,26 @@ class JobControl:
         kind = self.kind(name)
         return self._enqueue(kind.func, args, kwargs, kind.name,  # type: ignore[attr-defined]
                              kind.name if kind.one_at_a_time else None, kind.time_limit,
-                             attempts or kind.max_attempts, pinned)
+                             attempts or kind.max_attempts, kind.isolation, pinned)
 
     def cancel(self, job_id: str) -> Optional[JobStatus]:
         """Cancel a job: a queued one at once, a running one at its next progress report.
 
         Returns the job's status before (QUEUED: now cancelled; RUNNING: asked
         to stop; a final status: nothing changed), or None for an unknown job.
+        A job running in this process hears it first, before the database
+        write (which on SQLite may wait for a commit of that very job).
         """
         state = self._state()
+        running = state.running.get(job_id)
+        if running is not None:
+            running.request_stop(JobCancelled())
         before = state.store.cancel(job_id, (utcnow(), CANCELLED_BEFORE_START))
         if before is JobStatus.RUNNING:
-            running = state.running.get(job_id)
-            if running is not None:  # here: no need to wait for the next heartbeat
-                running.request_stop(JobCancelled())
             log.info("job %s: asked to stop", job_id)
         return before
 
-    def retry(self, job_id: str) -> "Submission":
+    def retry(self, job_id: str) -> Submission:
         """Run a failed or cancelled job again, as a new job with the same function and arguments."""
         state = self._state()
         record = state.store.get(job_id)
@@ -95,7 +104,7 @@ class JobControl:
             raise ValueError(f"Job {job_id} lief als Funktion, die nur ihr eigener Prozess kannte")
         args, kwargs = json.loads(record.args_json or "[[], {}]")
         return self._enqueue(record.func_path, tuple(args), kwargs, record.name,  # type: ignore[attr-defined]
-                             record.unique_key, record.time_limit, record.max_attempts)
+                             record.unique_key, record.time_limit, record.max_attempts, record.isolation)
 
 
     def find_jobs(self, *, name: Optional[str] = None, status: Optional[str] = None,

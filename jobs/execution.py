@@ -17,19 +17,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable, Optional
 
-from flask import Flask
-
-from database import OutageLog, is_database_unavailable, outage_log, utcnow
+from database import is_database_unavailable, utcnow
 from jobs.callables import load_callable
-from jobs.cpu_pool import INLINE, CpuPool
-from jobs.job import Job
-from jobs.view import JobSnapshot
-from jobs.kinds import JobCancelled, JobKind, JobStopped, JobTimedOut, retry_delay
-from jobs.schedules import Schedules
+from jobs.job import Job, describe_error, too_late
+from jobs.kinds import JobCancelled, JobInterrupted, JobStopped, JobTimedOut, retry_delay
 from jobs.schema import JobRecord
 from jobs.signals import job_finished
+from jobs.state import QueueState
 from jobs.status import JobStatus
-from jobs.store import JobStore
+from jobs.supervisor import run_in_child
+from jobs.view import JobSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -37,55 +34,14 @@ log = logging.getLogger(__name__)
 # first quickly, then every FINAL_WRITE_MAX_BACKOFF seconds (short, so it lands soon after the
 # database is back, long before the job's lease could end).
 FINAL_WRITE_FIRST_BACKOFF, FINAL_WRITE_MAX_BACKOFF = 0.1, 1.0
-RESTARTING = "Neustart des Servers: Job nach {grace:g} s Wartezeit abgebrochen und neu eingereiht"
 
 
 @dataclass
-class QueueState:
-    """One app's queue in this process; the fields under "shared" are guarded by ``condition``."""
+class Shutdown:
+    """A stop of this process's workers, as the final write sees it: retry it until ``give_up_at``."""
 
-    app: Flask
-    store: JobStore
-    condition: threading.Condition
-    token: str  # this process's queue: jobs pinned to it run only here
-    running: dict[str, Job] = field(default_factory=dict)  # job id -> handle of a job run here
-    local_calls: dict[str, tuple] = field(default_factory=dict)  # job id -> (func, args, kwargs)
-    # Run by `flask worker` before it takes jobs; each raises SystemExit to refuse.
-    start_checks: list[Callable[[], None]] = field(default_factory=list)
-    kinds: dict[str, JobKind] = field(default_factory=dict)  # name -> the app's named kinds of jobs
-    schedules: Optional[Schedules] = None
-    submit: Optional[Callable[[str], Any]] = None  # JobQueue.submit, for due schedules
-    cpu_pool: CpuPool = INLINE  # jobs' CPU-heavy steps (parsing); the queue sets its own
-    # shared:
-    workers: list[threading.Thread] = field(default_factory=list)
-    housekeeper: Optional[threading.Thread] = None
-    listener: Optional[threading.Thread] = None
-    stopping: bool = False
-    wakeups: int = 0
-    # The housekeeper's own alarm, so an enqueue wakes only the workers.
-    housekeeper_alarm: threading.Event = field(default_factory=threading.Event)
-    # Set by a stop: a worker retrying a final write makes its last try and gives up after the grace.
-    stop_requested: threading.Event = field(default_factory=threading.Event)
+    requested: threading.Event = field(default_factory=threading.Event)
     give_up_at: Optional[float] = None  # time.monotonic() after which unwritten outcomes are given up
-    finished_since_checkpoint: bool = False  # SQLite: the housekeeper checkpoints the log when idle
-
-    @property
-    def outage(self) -> OutageLog:
-        return outage_log(self.app)
-
-    def config(self, key: str) -> Any:
-        return self.app.config[key]
-
-    def wake_workers(self) -> None:
-        """Tell waiting workers there may be work (a new job, a requeued one)."""
-        with self.condition:
-            self.wakeups += 1
-            self.condition.notify_all()
-
-    def load_record(self, job_id: str) -> Optional[JobRecord]:
-        """The freshest state of a job: from memory when it runs here, else from the database."""
-        running = self.running.get(job_id)
-        return running.snapshot_record() if running is not None else self.store.get(job_id)
 
 
 def _call_of(state: QueueState, record: JobRecord) -> tuple[Callable[..., Any], tuple, dict]:
@@ -97,45 +53,72 @@ def _call_of(state: QueueState, record: JobRecord) -> tuple[Callable[..., Any], 
     return func, tuple(args), kwargs
 
 
-def execute(state: QueueState, record: JobRecord, owner: str, claim_next: bool = False) -> Optional[JobRecord]:
-    """Run one claimed job; return the next job claimed together with its finish, if asked to."""
-    job = Job.claimed(record, owner, state.cpu_pool)
+def execute(state: QueueState, record: JobRecord, owner: str, shutdown: Shutdown,
+            claim_next: Optional[tuple[str, float]] = None, in_thread: bool = False) -> Optional[JobRecord]:
+    """Run one claimed job, in a child or (``in_thread``, or by its kind) here; write its outcome.
+
+    With ``claim_next`` (token, lease) the final write also claims the
+    worker's next job, which is returned.
+    """
+    job = Job.claimed(record, owner)
     state.running[record.id] = job  # the housekeeper heartbeats it from now on
-    with state.condition:
-        claim = (state.token, state.config("JOBS_LEASE_SECONDS")) if claim_next and not state.stopping else None
     given_back = False
     try:
         try:
-            func, args, kwargs = _call_of(state, record)
-            with state.app.app_context():
-                result = func(job, *args, **kwargs)
+            result = _run(state, job, record, in_thread)
             json.dumps(result, default=str)  # a result the database cannot hold fails the job
+        except JobInterrupted as stop:  # this process is stopping: the job goes back to the queue
+            _give_back(state, job, str(stop))
+            return None
         except JobStopped as stop:
-            return _stopped(state, job, stop, claim)
+            return _stopped(state, job, stop, shutdown, claim_next)
         except (Exception, SystemExit) as exc:  # the worker survives every job
-            if job.stop_reason is not None:  # e.g. the fetcher closed by a cancel raised first
-                return _stopped(state, job, job.stop_reason, claim)
+            if job.stop_reason is not None and not job.committed:  # e.g. a closed connection raised first
+                return _stopped(state, job, job.stop_reason, shutdown, claim_next)
             _log_failure(record, exc)
             if _may_retry(state, record, exc) and _retry_later(state, job, exc):
                 return None
-            return finish(state, job, JobStatus.FAILED, exc=exc, claim_next=claim)
+            return finish(state, job, JobStatus.FAILED, shutdown, exc=exc, claim_next=claim_next)
         except KeyboardInterrupt:
             state.store.give_back(record.id, owner)
             given_back = True
             raise
-        return finish(state, job, JobStatus.COMPLETED, result=result, claim_next=claim)
+        if job.stop_reason is not None:
+            job.note(too_late(job.stop_reason))
+        return finish(state, job, JobStatus.COMPLETED, shutdown, result=result, claim_next=claim_next)
     finally:
-        state.running.pop(record.id, None)
+        if state.running.get(record.id) is job:  # not a later claim of the same job in this process
+            del state.running[record.id]
         if not given_back:
             state.local_calls.pop(record.id, None)
 
 
-def _stopped(state: QueueState, job: Job, stop: JobStopped,
+def _run(state: QueueState, job: Job, record: JobRecord, in_thread: bool) -> Any:
+    """Call the job's function: in a child process it supervises, or in this thread."""
+    context = None if in_thread else state.child_context(record)
+    if context is not None:
+        return run_in_child(job, state.child_task(record), context, float(state.config("JOBS_KILL_GRACE")),
+                            settle=lambda why: _settle(state, record, why))
+    func, args, kwargs = _call_of(state, record)
+    with state.app.app_context():
+        return func(job, *args, **kwargs)
+
+
+def _settle(state: QueueState, record: JobRecord, why: BaseException) -> Any:
+    """Ask the job's kind what a child that ended without an outcome had stored (None: nothing)."""
+    kind = state.kinds.get(record.name)
+    if kind is None or kind.settle is None:
+        return None
+    with state.app.app_context():
+        return load_callable(kind.settle)(record.id, why)
+
+
+def _stopped(state: QueueState, job: Job, stop: JobStopped, shutdown: Shutdown,
              claim: Optional[tuple[str, float]]) -> Optional[JobRecord]:
     """A cancelled job ends CANCELLED; one past its time limit FAILED with the reason."""
     log.info("job %s (%s) stopped: %s", job.id, job.name, stop)
     status = JobStatus.CANCELLED if isinstance(stop, JobCancelled) else JobStatus.FAILED
-    return finish(state, job, status, exc=stop, claim_next=claim)
+    return finish(state, job, status, shutdown, exc=stop, claim_next=claim)
 
 
 def _may_retry(state: QueueState, record: JobRecord, exc: BaseException) -> bool:
@@ -148,7 +131,7 @@ def _retry_later(state: QueueState, job: Job, exc: BaseException) -> bool:
     delay = retry_delay(job.attempts, float(state.config("JOBS_RETRY_BACKOFF")),
                         float(state.config("JOBS_RETRY_BACKOFF_MAX")))
     retry_at = utcnow() + timedelta(seconds=delay)
-    note = (f"Versuch {job.attempts} von {job.max_attempts} fehlgeschlagen: {type(exc).__name__}: {exc}; "
+    note = (f"Versuch {job.attempts} von {job.max_attempts} fehlgeschlagen: {describe_error(exc)[0]}; "
             f"nächster Versuch in {delay:.3g} s")
     with job.write_lock:
         progress, total, pending = job.record_retry(note, retry_at)
@@ -198,7 +181,7 @@ def write_progress(state: QueueState, job: Job) -> None:
             job.request_stop(JobCancelled())
 
 
-def finish(state: QueueState, job: Job, status: JobStatus, result: Any = None,
+def finish(state: QueueState, job: Job, status: JobStatus, shutdown: Shutdown, result: Any = None,
            exc: Optional[BaseException] = None,
            claim_next: Optional[tuple[str, float]] = None) -> Optional[JobRecord]:
     """Write the outcome; with ``claim_next`` (token, lease) also claim this worker's next job.
@@ -214,7 +197,7 @@ def finish(state: QueueState, job: Job, status: JobStatus, result: Any = None,
             try:
                 if job.lost:
                     finished, following = False, None
-                elif claim_next is None or state.stop_requested.is_set():
+                elif claim_next is None or shutdown.requested.is_set():
                     finished, following = state.store.finish(job.id, owner, **final), None
                 else:
                     finished, following = state.store.finish_and_claim(job.id, owner, *claim_next, **final)
@@ -224,14 +207,13 @@ def finish(state: QueueState, job: Job, status: JobStatus, result: Any = None,
                 if not is_database_unavailable(error):
                     raise
                 state.outage.failed(error)
-        if state.give_up_at is not None and time.monotonic() >= state.give_up_at:
+        if shutdown.give_up_at is not None and time.monotonic() >= shutdown.give_up_at:
             log.error("job %s: outcome not stored, the database stayed away until the stop; "
                       "it runs again once its lease ends", job.id)
             return None
-        state.stop_requested.wait(delay)
+        shutdown.requested.wait(delay)
         delay = min(delay * 2, FINAL_WRITE_MAX_BACKOFF)
     state.outage.recovered()
-    state.finished_since_checkpoint = True
     if finished:
         announce_finished(state, job.snapshot_record())
     elif not job.lost:
@@ -249,28 +231,36 @@ def enforce_time_limits(state: QueueState) -> None:
             job.request_stop(JobTimedOut(limit))
 
 
-def give_back_running(state: QueueState, grace: float) -> int:
-    """Return the jobs this process still runs to the queue at once, unfinished; return how many.
+def give_back_running(state: QueueState, grace: float) -> None:
+    """Return the jobs this process still runs to the queue, unfinished: the process is stopping.
 
-    Their attempt is not counted, their messages are kept, and a message says
-    why; whatever the job function does afterwards is not written.
+    A job in a child is told to stop; its worker gives it back once the child
+    has ended (or completes it, if its work was stored meanwhile). A job in
+    a thread is given back at once, and whatever its function does
+    afterwards is not written. Their attempt is not counted, their messages
+    are kept, and a message says why.
     """
-    returned = 0
     for job in list(state.running.values()):
-        with job.write_lock:
-            if job.lost or job.settled:
-                continue
-            _progress, _total, pending = job.take_changes()
-            job.lost = True  # from now on nothing of this run is written
-            try:
-                if state.store.give_back(job.id, job.owner or "", pending + [(utcnow(), RESTARTING.format(grace=grace))]):
-                    returned += 1
-            except Exception as error:
-                log.error("job %s could not be given back (%s): it runs again once its lease ends", job.id, error)
+        if job.in_child:
+            job.request_stop(JobInterrupted(grace))
+        else:
+            _give_back(state, job, str(JobInterrupted(grace)))
+
+
+def _give_back(state: QueueState, job: Job, why: str) -> None:
+    with job.write_lock:
+        if job.lost or job.settled:
+            return
+        _progress, _total, pending = job.take_changes()
+        job.lost = True  # from now on nothing of this run is written
+        try:
+            returned = state.store.give_back(job.id, job.owner or "", pending + [(utcnow(), why)])
+        except Exception as error:
+            log.error("job %s could not be given back (%s): it runs again once its lease ends", job.id, error)
+            return
     if returned:
-        log.warning("%d running job(s) given back to the queue for the restart", returned)
+        log.warning("job %s (%s) given back to the queue: %s", job.id, job.name, why)
         state.wake_workers()
-    return returned
 
 
 def announce_finished(state: QueueState, record: JobRecord) -> None:

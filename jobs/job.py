@@ -3,8 +3,8 @@
 The handle is what a job function gets as its first argument: it records
 progress and messages in memory, and this process's housekeeper writes them
 to the database at most every ``JOBS_FLUSH_INTERVAL`` (a scraper may call
-``set_progress`` in a tight loop). It also hands CPU-heavy pure steps to the
-queue's process pool (``offload``/``wait_for``).
+``set_progress`` in a tight loop). A job run in a child process gets a
+``ChildJob`` (``jobs/child.py``) that reports the same over a pipe to this one.
 """
 
 from __future__ import annotations
@@ -15,19 +15,29 @@ import threading
 import time
 import traceback as tracebacks
 import uuid
-from contextlib import AbstractContextManager
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from database import utcnow
-from jobs.cpu_pool import INLINE, CpuPool
 from jobs.kinds import JobStopped
 from jobs.schema import JobRecord, Message
 from jobs.status import JobStatus
 from jobs.view import JobView
 
 log = logging.getLogger(__name__)
+
+
+def describe_error(exc: BaseException) -> tuple[str, Optional[str]]:
+    """The error text and traceback a failed job keeps; an error relayed from a child brings its own."""
+    if hasattr(exc, "error_text"):
+        return exc.error_text, getattr(exc, "traceback_text", None)
+    return f"{type(exc).__name__}: {exc}", "".join(tracebacks.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def too_late(stop: JobStopped) -> str:
+    """The message of a job that was asked to stop once its work was already done and stored."""
+    return f"{stop}: kam zu spät, der Job war schon fertig (Daten gespeichert)"
 
 
 class Job(JobView):
@@ -45,12 +55,11 @@ class Job(JobView):
         self.func, self.args, self.kwargs = func, tuple(args), dict(kwargs or {})
 
     @classmethod
-    def claimed(cls, record: JobRecord, owner: str, pool: Optional[CpuPool] = None) -> "Job":
-        """The handle of a job this process's worker ``owner`` has claimed (``pool``: the queue's)."""
+    def claimed(cls, record: JobRecord, owner: str) -> "Job":
+        """The handle of a job this process's worker ``owner`` has claimed."""
         job = cls.__new__(cls)
         job._setup(record)
         job.owner = owner
-        job._pool = pool or job._pool
         return job
 
     def _setup(self, record: JobRecord) -> None:
@@ -66,8 +75,9 @@ class Job(JobView):
         self.settled = False  # the outcome is stored
         self.stop_reason: Optional[JobStopped] = None  # set when the job must stop (cancel, time limit)
         self._on_stop: list[Callable[[], None]] = []
-        self._stopped: Future = Future()  # done when the job is asked to stop: ends waits in wait_for
-        self._pool = INLINE  # detached jobs run their steps inline
+        self._committing = False  # inside committing(): a stop waits for the block's end
+        self.committed = False  # committing() ended: the job's work is stored, later stops come too late
+        self.in_child = False  # its function runs in a child process (jobs/supervisor.py)
         self.last_write = time.monotonic()  # the claim renewed the lease
 
     def _guard(self) -> AbstractContextManager[Any]:
@@ -76,54 +86,46 @@ class Job(JobView):
     # -- called by the job function ----------------------------------------------------
 
     def on_stop(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` (e.g. a fetcher's ``close``) when the job is asked to stop, to end waits early."""
+        """Call ``callback`` when the job is asked to stop (a supervisor passes the stop on to the child)."""
         with self._lock:
             if self.stop_reason is None:
                 self._on_stop.append(callback)
                 return
         callback()
 
-    def offload(self, fn: Callable[..., Any], *args: Any) -> Future:
-        """Start ``fn(*args)`` in the queue's process pool (CPU work off this process's interpreter lock).
-
-        ``fn`` must be importable, its arguments and result plain data. The
-        answer is a future; ``wait_for`` collects it. Without a pool
-        (``SCRAPER_PARSE_PROCESSES=0``, a detached job) it runs right here.
-        """
-        self._raise_if_stopped()
-        return self._pool.submit(fn, *args)
-
-    def wait_for(self, future: Future, stoppable: bool = True) -> Any:
-        """Wait for an offloaded step; a stop (cancel, time limit) ends the wait at once.
-
-        Raises the step's own exception, ``PoolCrashed`` when its process
-        died, or ``JobCancelled``/``JobTimedOut`` when the job must stop.
-        ``stoppable=False`` waits for the step whatever happens: for a step
-        that writes and commits (a store), whose end the job must know
-        before it records anything itself.
-        """
-        if stoppable:
-            wait([future, self._stopped], return_when=FIRST_COMPLETED)
-            self._raise_if_stopped()
-        else:
-            wait([future])
-        return self._pool.result(future)
-
-    def _raise_if_stopped(self) -> None:
-        if self.stop_reason is not None:
+    def raise_if_stopped(self) -> None:
+        """Raise the stop reason, unless the job is committing its work or has committed it."""
+        if self.stop_reason is not None and not (self._committing or self.committed):
             raise self.stop_reason
+
+    @contextmanager
+    def committing(self) -> Iterator[None]:
+        """Store the job's work in this block: a stop that comes meanwhile waits for its end.
+
+        Once the block has ended without an error, the work is stored and the
+        job completes: a stop that comes later only says it came too late.
+        """
+        self.raise_if_stopped()
+        self._committing = True
+        try:
+            yield
+            self.committed = True
+        finally:
+            self._committing = False
 
     def add_message(self, msg: str) -> None:
         """Append a timestamped status message that the admin page shows.
 
         Raises ``JobCancelled``/``JobTimedOut`` once the job was asked to stop.
         """
-        self._raise_if_stopped()
-        entry = (utcnow(), str(msg))
-        log.info("job %s: %s", self.id, msg)
+        self.raise_if_stopped()
+        self.note(str(msg))
+
+    def note(self, text: str, moment: Optional[datetime] = None) -> None:
+        """Record a message whatever the job's state: a child's relayed, or why the job ended."""
+        log.info("job %s: %s", self.id, text)
         with self._lock:
-            self._record.messages.append(entry)
-            self._pending.append(entry)
+            self._note(moment or utcnow(), text)
             self.dirty = True
 
     def set_progress(self, current: int, total: int = 100) -> None:
@@ -131,7 +133,11 @@ class Job(JobView):
 
         Raises ``JobCancelled``/``JobTimedOut`` once the job was asked to stop.
         """
-        self._raise_if_stopped()
+        self.raise_if_stopped()
+        self.record_progress(current, total)
+
+    def record_progress(self, current: int, total: int = 100) -> None:
+        """Set the progress whatever the job's state (a child's, relayed)."""
         total = int(total)
         if total <= 0:
             raise ValueError(f"total must be positive, got {total}")
@@ -149,7 +155,6 @@ class Job(JobView):
             if self.stop_reason is not None:
                 return
             self.stop_reason, callbacks, self._on_stop = reason, self._on_stop, []
-        self._stopped.set_result(reason)
         for callback in callbacks:
             try:
                 callback()
@@ -190,8 +195,7 @@ class Job(JobView):
                 record.error = None if status is JobStatus.CANCELLED else str(exc)
                 self._note(now, str(exc) if record.error is None else f"Fehler: {record.error}")
             elif exc is not None:
-                record.error = f"{type(exc).__name__}: {exc}"
-                record.traceback = "".join(tracebacks.format_exception(type(exc), exc, exc.__traceback__))
+                record.error, record.traceback = describe_error(exc)
                 self._note(now, f"Fehler: {record.error}")
             else:
                 record.result = result

@@ -1,9 +1,9 @@
-"""Kinds of jobs the app runs by name (its scrapers): label, limits, retries; and why a job stops early.
+"""Kinds of jobs the app runs by name (its scrapers): label, limits, retries, isolation; why a job stops early.
 
 A kind is registered in every process of the app (``JobQueue.register_kind``),
 so whichever process runs a job of it knows its retry rule; what must be known
-before a job runs (its time limit, its attempts, its one-at-a-time key) is
-stored on the job itself.
+before a job runs (its time limit, its attempts, its one-at-a-time key, where
+it runs) is stored on the job itself.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+THREAD, PROCESS = "thread", "process"  # where a job runs: a worker thread, or a child it supervises
+ISOLATIONS = (THREAD, PROCESS)
 
 def never(_error: BaseException) -> bool:
     return False
@@ -33,6 +35,12 @@ class JobKind:
     max_attempts: int = 1  # runs in all when failures are retryable (a lost worker uses one too)
     retry_if: Callable[[BaseException], bool] = never
     one_at_a_time: bool = True  # enqueueing it while one is queued or running returns that one
+    # PROCESS: each run in a child process of its own (jobs/supervisor.py), stopped at once, killed if need be.
+    isolation: str = THREAD
+    # "module:function" (job_id, why) -> result or None, called by the supervising worker when a child
+    # ended without saying how: the result its committed work stands for, else None (it closes what the
+    # child left open, e.g. a scraper's run log entry, as ended by ``why``).
+    settle: Optional[str] = None
 
 
 def retry_delay(attempt: int, base: float, cap: float) -> float:
@@ -63,6 +71,9 @@ class JobCancelled(JobStopped):
     def __init__(self) -> None:
         super().__init__("Abgebrochen")
 
+    def __reduce__(self) -> tuple:  # it crosses to a job's child process
+        return (JobCancelled, ())
+
 
 class JobTimedOut(JobStopped):
     """The job ran longer than its kind's time limit."""
@@ -72,6 +83,22 @@ class JobTimedOut(JobStopped):
     def __init__(self, limit: float) -> None:
         super().__init__(f"Zeitlimit überschritten ({_duration(limit)})")
         self.limit = limit
+
+    def __reduce__(self) -> tuple:
+        return (JobTimedOut, (self.limit,))
+
+
+class JobInterrupted(JobStopped):
+    """The process running the job is stopping (SIGTERM, Ctrl-C): the job goes back to the queue."""
+
+    outcome = "interrupted"
+
+    def __init__(self, grace: float) -> None:
+        super().__init__(f"Neustart des Servers: Job nach {grace:g} s Wartezeit abgebrochen und neu eingereiht")
+        self.grace = grace
+
+    def __reduce__(self) -> tuple:
+        return (JobInterrupted, (self.grace,))
 
 
 def _duration(seconds: float) -> str:

@@ -11,12 +11,10 @@ the seed's debugging snippet works from a plain Python shell.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 import weakref
 from concurrent.futures import Future
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable, Optional, Union
 
@@ -24,17 +22,19 @@ from flask import Flask, current_app, has_app_context
 
 from database import create_missing_tables, is_database_unavailable, utcnow
 from jobs.callables import resolve_job_function
-from jobs.cpu_pool import CpuPool
-from jobs.control import JobControl
-from jobs.execution import QueueState, execute
-from jobs.identity import owner_name, process_token
-from jobs.schedules import Schedules
-from jobs.view import JobSnapshot
-from jobs.schema import JobRecord, metadata
-from jobs.status import JobStatus
+from jobs.cli import init_cli
 from jobs.connections import make_engine
+from jobs.control import JobControl, Submission
+from jobs.execution import execute
+from jobs.identity import owner_name, process_token
+from jobs.kinds import ISOLATIONS, THREAD
+from jobs.schedules import Schedules
+from jobs.schema import JobRecord, metadata
+from jobs.state import QueueState
+from jobs.status import JobStatus
 from jobs.store import JobStore
-from jobs.worker import start_threads, stop_threads, sweep, warm_stop
+from jobs.view import JobSnapshot
+from jobs.worker import Worker
 
 EXTENSION_KEY = "job_queue"
 
@@ -54,25 +54,15 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "JOBS_RETRY_BACKOFF_MAX": 3600.0,  # the longest wait between two attempts
     "JOBS_SCHEDULE_INTERVAL": 20.0,  # how often a process looks for due schedules (seconds)
     "SCHEDULE_TIMEZONE": "Europe/Berlin",  # cron expressions are read in this zone
-    # Processes that parse scraped pages off the web process's interpreter lock (jobs/cpu_pool.py);
-    # 0: parse in the job's own thread.
-    "SCRAPER_PARSE_PROCESSES": 2,
-    # Niceness of worker threads (Linux: per thread): the web's threads get the cores first.
-    "JOBS_THREAD_NICENESS": 10,
+    # Kinds of process isolation run each job in a child process (jobs/supervisor.py); off: in a worker thread.
+    "JOBS_PROCESS_ISOLATION": True,
+    "JOBS_KILL_GRACE": 3.0,  # seconds a child told to stop may take before it is killed
+    "JOBS_CHILD_NICENESS": 10,  # job children yield the cores to the web process
 }
 
 ENQUEUE_FIRST_BACKOFF, ENQUEUE_MAX_BACKOFF = 0.05, 0.5
 
 JobFunction = Union[Callable[..., Any], str]
-
-
-@dataclass(frozen=True)
-class Submission:
-    """What an enqueue did: the job to follow, and whether it already existed (one run per key)."""
-
-    job_id: str
-    status: JobStatus
-    existing: bool
 
 
 class JobQueue(JobControl):
@@ -83,8 +73,13 @@ class JobQueue(JobControl):
         if app is not None:
             self.init_app(app)
 
-    def init_app(self, app: Flask) -> None:
-        """Give ``app`` its queue on the app's database; workers start later."""
+    def init_app(self, app: Flask, app_factory: Optional[str] = None) -> None:
+        """Give ``app`` its queue on the app's database; workers start later.
+
+        ``app_factory`` ("module:function", called with the configuration and
+        the instance path) builds the app a job's child process runs in;
+        without it a child gets a bare Flask app with the configuration.
+        """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("JobQueue is already registered on this app")
         for key, value in DEFAULT_CONFIG.items():
@@ -95,17 +90,11 @@ class JobQueue(JobControl):
         engine = make_engine(url, durable_commit=bool(app.config["JOBS_DURABLE_COMMIT"]))
         if app.config["JOBS_CREATE_TABLES"]:
             create_missing_tables(engine, metadata)
-        app.extensions[EXTENSION_KEY] = QueueState(
-            app=app,
-            store=JobStore(engine),
-            condition=threading.Condition(threading.Lock()),
-            token=process_token(),
-            schedules=Schedules(engine, app.config["SCHEDULE_TIMEZONE"]),
-            submit=self.submit,
-            cpu_pool=CpuPool(int(app.config["SCRAPER_PARSE_PROCESSES"])),
-        )
-        from jobs.cli import init_cli
-
+        state = QueueState(app=app, store=JobStore(engine), token=process_token(),
+                           schedules=Schedules(engine, app.config["SCHEDULE_TIMEZONE"]), submit=self.submit,
+                           app_factory=app_factory)
+        state.worker = Worker(state)
+        app.extensions[EXTENSION_KEY] = state
         init_cli(app, self)
         self._last_app = weakref.ref(app)
 
@@ -130,7 +119,8 @@ class JobQueue(JobControl):
 
     def enqueue(self, func: JobFunction, args: tuple = (), kwargs: Optional[dict] = None,
                 name: Optional[str] = None, *, unique_key: Optional[str] = None,
-                time_limit: Optional[float] = None, max_attempts: Optional[int] = None) -> str:
+                time_limit: Optional[float] = None, max_attempts: Optional[int] = None,
+                isolation: str = THREAD) -> str:
         """Queue ``func(job, *args, **kwargs)`` and return the new job's id.
 
         ``func`` is a callable or a ``"module:function"`` string; anything else
@@ -139,14 +129,17 @@ class JobQueue(JobControl):
         only in this one. With ``unique_key``, while another job with that key
         is queued or running, that job's id is returned instead of a new one
         (``submit`` tells the two apart). ``time_limit`` stops the job after so
-        many seconds.
+        many seconds. ``isolation="process"`` runs it in a child process of
+        its own (an importable function with JSON arguments only).
         """
-        return self._enqueue(func, args, kwargs, name, unique_key, time_limit, max_attempts).job_id
+        return self._enqueue(func, args, kwargs, name, unique_key, time_limit, max_attempts, isolation).job_id
 
     def _enqueue(self, func: JobFunction, args: tuple, kwargs: Optional[dict], name: Optional[str],
-                 unique_key: Optional[str], time_limit: Optional[float],
-                 max_attempts: Optional[int], pinned: bool = False) -> Submission:
+                 unique_key: Optional[str], time_limit: Optional[float], max_attempts: Optional[int],
+                 isolation: str = THREAD, pinned: bool = False) -> Submission:
         """Queue a job; ``pinned``: only this process may run it (a foreground run)."""
+        if isolation not in ISOLATIONS:
+            raise ValueError(f"isolation must be one of {ISOLATIONS}, not {isolation!r}")
         state = self._state()
         func, func_path = resolve_job_function(func)
         args, kwargs = tuple(args), dict(kwargs or {})
@@ -155,6 +148,9 @@ class JobQueue(JobControl):
         except (TypeError, ValueError):
             args_json = None
         portable = func_path is not None and args_json is not None
+        if not portable and isolation != THREAD:
+            raise ValueError(f"{func!r} cannot run in a child process: enqueue a module-level function "
+                             "with JSON-serialisable arguments")
         if not portable and not state.config("JOBS_RUN_IN_WEB"):
             raise ValueError(
                 f"{func!r} cannot run in a worker process: enqueue a module-level function "
@@ -171,11 +167,12 @@ class JobQueue(JobControl):
             max_attempts=int(max_attempts or state.config("JOBS_MAX_ATTEMPTS")),
             unique_key=unique_key,
             time_limit=time_limit,
+            isolation=isolation,
         )
         if not portable:
             state.local_calls[record.id] = (func, args, kwargs)
         try:
-            existing = self._insert(state, record)
+            existing = _insert(state, record)
         except Exception:
             state.local_calls.pop(record.id, None)
             raise
@@ -187,21 +184,6 @@ class JobQueue(JobControl):
         if state.config("JOBS_AUTOSTART") and state.config("JOBS_RUN_IN_WEB") and not pinned:
             self._start(state)
         return Submission(record.id, JobStatus.QUEUED, existing=False)
-
-    @staticmethod
-    def _insert(state: QueueState, record: JobRecord) -> Optional[tuple[str, JobStatus]]:
-        """Store a new job; a database that is away is retried for a short, bounded time."""
-        give_up_at = time.monotonic() + float(state.config("JOBS_ENQUEUE_RETRY_SECONDS"))
-        delay = ENQUEUE_FIRST_BACKOFF
-        while True:
-            try:
-                return state.store.insert(record)
-            except Exception as error:
-                if not is_database_unavailable(error) or time.monotonic() + delay > give_up_at:
-                    raise
-                state.outage.failed(error)
-            time.sleep(delay)
-            delay = min(delay * 2, ENQUEUE_MAX_BACKOFF)
 
     def get_job(self, job_id: str) -> Optional[JobSnapshot]:
         """Return a snapshot of the job with this id, or ``None``."""
@@ -218,22 +200,22 @@ class JobQueue(JobControl):
         """Start this process's worker threads if they are not running."""
         self._start(self._state(), threads)
 
-    def warm_up_pool(self) -> Future:
-        """Start the parse pool's processes now, in the background; a future of their process ids.
+    def warm_up(self) -> Future:
+        """Start the fork server of job children now, in the background; a future of a first child's exit code.
 
-        The pool starts lazily otherwise. A serving process calls this once its
-        workers run: the pool's start (a fork server importing the parsers,
-        then the processes) takes most of a second, which would otherwise fall
-        on the first scrape.
+        It starts with the first process-isolated job otherwise, and its start
+        (importing the app's modules) takes a second or two. A serving process
+        calls this once its workers run. The future's result is None where
+        jobs do not run in children.
         """
-        return self._state().cpu_pool.warm_up()
+        return self._state().worker.warm_up()
 
     def stop(self, timeout: Optional[float] = 10.0) -> bool:
         """Stop the workers after their running jobs; return whether all have exited.
 
         Queued jobs stay queued and run after the next ``start()``.
         """
-        return stop_threads(self._state(), timeout)
+        return self._state().worker.stop(timeout)
 
     def shutdown(self, grace: Optional[float] = None) -> bool:
         """Stop warmly: let running jobs finish within ``grace`` (``JOBS_STOP_GRACE``), then give them back.
@@ -242,7 +224,7 @@ class JobQueue(JobControl):
         ends (SIGTERM, Ctrl-C) in ``flask run``, gunicorn and ``flask worker``.
         """
         state = self._state()
-        return warm_stop(state, float(state.config("JOBS_STOP_GRACE") if grace is None else grace))
+        return state.worker.warm_stop(float(state.config("JOBS_STOP_GRACE") if grace is None else grace))
 
     def clear_old_jobs(self, max_age_hours: float = 24) -> int:
         """Delete finished jobs that completed more than ``max_age_hours`` ago."""
@@ -252,22 +234,41 @@ class JobQueue(JobControl):
     # -- more -------------------------------------------------------------------------
 
     def run_pending(self) -> int:
-        """Run every queued job this process may run, in the calling thread; return how many."""
+        """Run every queued job this process may run, in the calling thread; return how many.
+
+        Process-isolated jobs too run here (tests, scripts): stops are then
+        cooperative, at the job's next ``add_message`` or ``set_progress``.
+        """
         state = self._state()
         owner = owner_name(state.token, "sync")
         ran = 0
         while (record := state.store.claim(owner, state.token, state.config("JOBS_LEASE_SECONDS"))) is not None:
-            execute(state, record, owner)
+            execute(state, record, owner, state.worker.shutdown, in_thread=True)
             ran += 1
         return ran
 
     def is_running(self) -> bool:
         """Tell whether this process has a live worker thread for the app."""
-        return any(worker.is_alive() for worker in self._state().workers)
+        return bool(self._state().worker.is_running())
 
     def sweep(self) -> tuple[int, int]:
         """Requeue (or fail) jobs whose worker died; return (requeued, failed)."""
-        return sweep(self._state())
+        return self._state().worker.sweep()
 
     def _start(self, state: QueueState, threads: Optional[int] = None) -> None:
-        start_threads(state, int(threads or state.config("JOBS_WORKER_THREADS")))
+        state.worker.start(int(threads or state.config("JOBS_WORKER_THREADS")))
+
+
+def _insert(state: QueueState, record: JobRecord) -> Optional[tuple[str, JobStatus]]:
+    """Store a new job; a database that is away is retried for a short, bounded time."""
+    give_up_at = time.monotonic() + float(state.config("JOBS_ENQUEUE_RETRY_SECONDS"))
+    delay = ENQUEUE_FIRST_BACKOFF
+    while True:
+        try:
+            return state.store.insert(record)
+        except Exception as error:
+            if not is_database_unavailable(error) or time.monotonic() + delay > give_up_at:
+                raise
+            state.outage.failed(error)
+        time.sleep(delay)
+        delay = min(delay * 2, ENQUEUE_MAX_BACKOFF)

@@ -46,6 +46,8 @@ job_table = sa.Table(
     sa.Column("cancel_requested_at", sa.DateTime),  # a running job is asked to stop
     sa.Column("retry_at", sa.DateTime),  # a queued job waiting for its next attempt runs no earlier
     sa.Column("time_limit", sa.Float),  # seconds a run may take; past it the job is stopped
+    # "thread" or "process" (jobs/kinds.py): whether a worker runs it in its own thread or in a child.
+    sa.Column("isolation", sa.String(10), nullable=False, default="thread", server_default="thread"),
     sa.Index("ix_job_status_seq", "status", "seq"),
     sa.Index("uq_job_active_key", "unique_key", unique=True,
              sqlite_where=sa.text("status IN ('queued', 'running')"),
@@ -123,6 +125,7 @@ class JobRecord:
     cancel_requested_at: Optional[datetime] = None
     retry_at: Optional[datetime] = None
     time_limit: Optional[float] = None
+    isolation: str = "thread"
     seq: Optional[int] = None
     messages: list[Message] = field(default_factory=list)
 

@@ -114,7 +114,7 @@ def _insert() -> sa.Insert:
         id=_param("id"), name=_param("name"), func_path=_param("func_path"), args_json=_param("args_json"),
         pinned_to=_param("pinned_to"), status=_param("queued"), progress=0, total_steps=100,
         created_at=_param("created_at"), attempts=0, max_attempts=_param("max_attempts"),
-        unique_key=_param("unique_key"), time_limit=_param("time_limit"),
+        unique_key=_param("unique_key"), time_limit=_param("time_limit"), isolation=_param("isolation"),
     )
 
 

@@ -54,7 +54,7 @@ class JobStore(LeasedWrites, StoreMaintenance):
             "id": record.id, "name": record.name, "func_path": record.func_path,
             "args_json": record.args_json, "pinned_to": record.pinned_to, "queued": QUEUED,
             "created_at": self._time(record.created_at), "max_attempts": record.max_attempts,
-            "unique_key": record.unique_key, "time_limit": record.time_limit,
+            "unique_key": record.unique_key, "time_limit": record.time_limit, "isolation": record.isolation,
         }
         for _ in range(INSERT_ATTEMPTS):
             try:

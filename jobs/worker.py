@@ -1,11 +1,12 @@
-"""This process's threads for one app's queue: workers, the housekeeper and the PostgreSQL listener.
+"""This process's threads for one app's queue: ``Worker`` owns them and decides how they stop.
 
-Workers wait on the queue's condition (woken at once by an enqueue in this
+Worker threads wait on a condition (woken at once by an enqueue in this
 process, by PostgreSQL ``NOTIFY`` from other processes, else by a timed poll
-of the database) and claim jobs atomically with a lease. The housekeeper
-writes progress and messages of running jobs at most every
-``JOBS_FLUSH_INTERVAL`` seconds, renews their leases, and requeues jobs whose
-worker died (in any process).
+of the database) and claim jobs atomically with a lease. A job of process
+isolation runs in a child its worker thread supervises (``jobs/supervisor.py``).
+The housekeeper writes progress and messages of running jobs at most every
+``JOBS_FLUSH_INTERVAL`` seconds, renews their leases, enforces time limits,
+requeues jobs whose worker died (in any process) and enqueues due schedules.
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Optional
+from concurrent.futures import Future
+from typing import Any, Callable, Optional
 
 from database import is_database_unavailable
-from jobs.cpu_pool import lower_priority
-from jobs.execution import (
-    QueueState, announce_finished, enforce_time_limits, execute, give_back_running, write_progress,
-)
+from jobs.execution import Shutdown, announce_finished, enforce_time_limits, execute, give_back_running, write_progress
 from jobs.identity import owner_name
 from jobs.schema import JobRecord
 from jobs.sql import NOTIFY_CHANNEL
+from jobs.state import QueueState
+from jobs.supervisor import fork_server, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -32,61 +33,195 @@ SWEEPS_PER_LEASE = 4
 HEARTBEATS_PER_LEASE = 3
 
 
-def start_threads(state: QueueState, threads: int) -> None:
-    """Start worker threads up to ``threads``, and the housekeeper and listener if missing."""
-    with state.condition:
-        # A stop still waiting for running jobs is cancelled: the caller wants
-        # workers, and joining here would block it.
-        state.stopping = False
-        state.stop_requested.clear()
-        state.give_up_at = None
-        state.workers = [worker for worker in state.workers if worker.is_alive()]
-        for index in range(len(state.workers), threads):
-            owner = owner_name(state.token, f"w{index}")
-            state.workers.append(_thread(f"job-worker-{index}", work, state, owner))
-        if state.housekeeper is None or not state.housekeeper.is_alive():
-            state.housekeeper = _thread("job-housekeeper", housekeep, state)
-        if state.store.is_postgresql and (state.listener is None or not state.listener.is_alive()):
-            state.listener = _thread("job-listener", listen, state)
+class Worker:
+    """One app's worker threads, housekeeper and listener in this process, and their stop."""
 
+    def __init__(self, state: QueueState) -> None:
+        self.state = state
+        self.condition = threading.Condition(threading.Lock())  # guards the fields below
+        self.workers: list[threading.Thread] = []
+        self.housekeeper: Optional[threading.Thread] = None
+        self.listener: Optional[threading.Thread] = None
+        self.stopping = False
+        self.wakeups = 0
+        self.alarm = threading.Event()  # the housekeeper's own, so an enqueue wakes only the workers
+        self.shutdown = Shutdown()  # how a stop goes, for outcomes still waiting for the database
+        self.finished_since_checkpoint = False  # SQLite: the housekeeper checkpoints the log when idle
+        state.wake_workers = self.wake
 
-def _thread(name: str, target, *args) -> threading.Thread:  # type: ignore[no-untyped-def]
-    thread = threading.Thread(target=target, args=args, name=name, daemon=True)
-    thread.start()
-    return thread
+    def wake(self) -> None:
+        """Tell waiting workers there may be work (a new job, a requeued one)."""
+        with self.condition:
+            self.wakeups += 1
+            self.condition.notify_all()
 
+    def is_running(self) -> bool:
+        return any(worker.is_alive() for worker in self.workers)
 
-def stop_threads(state: QueueState, timeout: Optional[float]) -> bool:
-    """Ask every thread to stop after its running job; return whether all have exited in time."""
-    with state.condition:
-        threads = [t for t in state.workers + [state.housekeeper, state.listener] if t is not None]
+    def warm_up(self) -> Future:
+        """Start the fork server of job children now (see ``supervisor.warm_up``); None-result if none."""
+        context = fork_server(self.state.preload()) if self.state.config("JOBS_PROCESS_ISOLATION") else None
+        if context is None:
+            done: Future = Future()
+            done.set_result(None)
+            return done
+        return warm_up(context, int(self.state.config("JOBS_CHILD_NICENESS")))
+
+    def start(self, threads: int) -> None:
+        """Start worker threads up to ``threads``, and the housekeeper and listener if missing."""
+        with self.condition:
+            # A stop still waiting for running jobs is cancelled: the caller wants workers.
+            self.stopping = False
+            self.shutdown.requested.clear()
+            self.shutdown.give_up_at = None
+            self.workers = [worker for worker in self.workers if worker.is_alive()]
+            for index in range(len(self.workers), threads):
+                owner = owner_name(self.state.token, f"w{index}")
+                self.workers.append(_thread(f"job-worker-{index}", self._work, owner))
+            if self.housekeeper is None or not self.housekeeper.is_alive():
+                self.housekeeper = _thread("job-housekeeper", self._housekeep)
+            if self.state.store.is_postgresql and (self.listener is None or not self.listener.is_alive()):
+                self.listener = _thread("job-listener", self._listen)
+
+    def stop(self, timeout: Optional[float]) -> bool:
+        """Ask every thread to stop after its running job; return whether all have exited in time."""
+        with self.condition:
+            threads = [t for t in [*self.workers, self.housekeeper, self.listener] if t is not None]
+            if threads:
+                self.stopping = True
+                self.shutdown.give_up_at = None if timeout is None else time.monotonic() + timeout
+                self.condition.notify_all()
         if threads:
-            state.stopping = True
-            state.give_up_at = None if timeout is None else time.monotonic() + timeout
-            state.condition.notify_all()
-    if threads:
-        state.stop_requested.set()
-        state.housekeeper_alarm.set()
-        deadline = state.give_up_at
-        for thread in threads:
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-    stopped = not any(thread.is_alive() for thread in threads)
-    if stopped:  # no job is left waiting for the pool (run_pending() may have started it too)
-        state.cpu_pool.shutdown()  # the next job starts it again
-    return stopped
+            self.shutdown.requested.set()
+            self.alarm.set()
+            _join(threads, self.shutdown.give_up_at)
+        return not any(thread.is_alive() for thread in threads)
 
+    def warm_stop(self, grace: float) -> bool:
+        """Stop claiming; give running jobs ``grace`` seconds to finish, then give them back to the queue.
 
-def warm_stop(state: QueueState, grace: float) -> bool:
-    """Stop claiming; give running jobs ``grace`` seconds to finish, then give them back to the queue.
+        Returns whether every job finished by itself. A job given back is
+        queued again at once (its attempt not counted), so a restarted
+        process, or any other worker, takes it up without waiting for a lease.
+        A child told to stop has ``JOBS_KILL_GRACE`` more seconds before it is killed.
+        """
+        if self.stop(grace):
+            return True
+        give_back_running(self.state, grace)
+        _join(self.workers, time.monotonic() + float(self.state.config("JOBS_KILL_GRACE")) + 1.0)
+        return False
 
-    Returns whether every job finished by itself. A job given back is queued
-    again at once (its attempt not counted), so a restarted process, or any
-    other worker, takes it up without waiting for a lease.
-    """
-    if stop_threads(state, grace):
-        return True
-    give_back_running(state, grace)
-    return False
+    def _wait_for_work(self, seen: int, timeout: float) -> None:
+        with self.condition:
+            if self.wakeups == seen and not self.stopping:
+                self.condition.wait(timeout)
+
+    def _work(self, owner: str) -> None:
+        """One worker thread: claim, run, finish-and-claim, until asked to stop."""
+        state, lease = self.state, self.state.config("JOBS_LEASE_SECONDS")
+        record: Optional[JobRecord] = None
+        while True:
+            with self.condition:
+                stopping, seen = self.stopping, self.wakeups
+            if stopping:
+                if record is not None:  # claimed, but stop() came first: back to the queue, unrun
+                    state.store.give_back(record.id, owner)
+                return
+            if record is not None:
+                try:
+                    record = execute(state, record, owner, self.shutdown, claim_next=(state.token, lease))
+                except Exception:  # e.g. the database was away for the final write
+                    log.exception("job worker %s: could not finish a job; it is requeued when its lease ends",
+                                  owner)
+                    record = None
+                self.finished_since_checkpoint = True
+                continue
+            try:
+                record = state.store.claim(owner, state.token, lease)
+                state.outage.recovered()
+            except Exception as error:  # the database may be away for a moment; keep the worker
+                _report(self.state, error, f"claim by job worker {owner}")
+            if record is None:
+                self._wait_for_work(seen, state.config("JOBS_POLL_INTERVAL"))
+            # with a job: back to the top, where a stop that came meanwhile is seen
+
+    def _housekeep(self) -> None:
+        """Heartbeat running jobs, flush their progress, requeue jobs of dead workers, run schedules.
+
+        It wakes every ``JOBS_FLUSH_INTERVAL``; a tick without a running job or
+        a due sweep touches no database.
+        """
+        state = self.state
+        flush_every, lease = state.config("JOBS_FLUSH_INTERVAL"), state.config("JOBS_LEASE_SECONDS")
+        sweep_every = max(flush_every, lease / SWEEPS_PER_LEASE)
+        schedule_every = float(state.config("JOBS_SCHEDULE_INTERVAL"))
+        next_sweep = next_schedule = time.monotonic()
+        while True:
+            with self.condition:
+                if self.stopping and not state.running and not self.is_running():
+                    return
+            self.alarm.wait(flush_every)
+            self.alarm.clear()
+            now = time.monotonic()
+            enforce_time_limits(state)
+            for job in list(state.running.values()):
+                if job.dirty or now - job.last_write >= lease / HEARTBEATS_PER_LEASE:
+                    job.last_write = now
+                    try:
+                        write_progress(state, job)
+                    except Exception as error:  # keep heartbeating the others
+                        _report(self.state, error, f"heartbeat of job {job.id}")
+            if now >= next_sweep:
+                next_sweep = now + sweep_every
+                self.sweep()
+            if now >= next_schedule:
+                next_schedule = now + schedule_every
+                _run_schedules(state)
+            if self.finished_since_checkpoint and not state.running:
+                # Idle now: fold SQLite's write-ahead log into the database file and cut it back.
+                self.finished_since_checkpoint = False
+                try:
+                    state.store.checkpoint()
+                except Exception as error:
+                    _report(self.state, error, "checkpoint")
+
+    def sweep(self) -> tuple[int, int]:
+        """Requeue or fail the jobs of dead workers; wake the workers, announce the failed ones."""
+        failed_ids: list[str] = []
+        try:
+            counts = self.state.store.sweep(failed_ids, own_token=self.state.token)
+        except Exception as error:
+            _report(self.state, error, "job sweep")
+            return 0, 0
+        if any(counts):
+            self.wake()
+        for job_id in failed_ids:
+            record = self.state.store.get(job_id)
+            if record is not None:
+                announce_finished(self.state, record)
+        return counts
+
+    def _listen(self) -> None:
+        """Wake this process's workers on PostgreSQL NOTIFY from any process."""
+        import psycopg
+
+        url = self.state.store.engine.url.set(drivername="postgresql")
+        while True:
+            try:
+                with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    while True:
+                        with self.condition:
+                            if self.stopping:
+                                return
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self.wake()
+            except psycopg.Error:
+                log.exception("job listener lost its PostgreSQL connection; reconnecting")
+                with self.condition:
+                    if self.stopping:
+                        return
+                    self.condition.wait(self.state.config("JOBS_POLL_INTERVAL"))
 
 
 def _report(state: QueueState, error: Exception, what: str) -> None:
@@ -97,107 +232,7 @@ def _report(state: QueueState, error: Exception, what: str) -> None:
         log.exception("%s failed", what)
 
 
-def _wait_for_work(state: QueueState, seen: int, timeout: float) -> None:
-    with state.condition:
-        if state.wakeups == seen and not state.stopping:
-            state.condition.wait(timeout)
-
-
-def work(state: QueueState, owner: str) -> None:
-    """One worker thread: claim, run, finish-and-claim, until asked to stop.
-
-    It runs at ``JOBS_THREAD_NICENESS``: jobs are background work, and where
-    they share a process with the web, the kernel should give a core to a
-    thread answering a page first. Processes a job starts (the parse pool,
-    its fork server) inherit it.
-    """
-    lower_priority(int(state.config("JOBS_THREAD_NICENESS")))
-    lease = state.config("JOBS_LEASE_SECONDS")
-    record: Optional[JobRecord] = None
-    while True:
-        with state.condition:
-            stopping, seen = state.stopping, state.wakeups
-        if stopping:
-            if record is not None:  # claimed, but stop() came first: back to the queue, unrun
-                state.store.give_back(record.id, owner)
-            return
-        if record is not None:
-            try:
-                record = execute(state, record, owner, claim_next=True)
-            except Exception:  # e.g. the database was away for the final write
-                log.exception("job worker %s: could not finish a job; it is requeued when its lease ends",
-                              owner)
-                record = None
-            continue
-        try:
-            record = state.store.claim(owner, state.token, lease)
-            state.outage.recovered()
-        except Exception as error:  # the database may be away for a moment; keep the worker
-            _report(state, error, f"claim by job worker {owner}")
-        if record is None:
-            _wait_for_work(state, seen, state.config("JOBS_POLL_INTERVAL"))
-        # with a job: back to the top, where a stop that came meanwhile is seen
-
-
-def housekeep(state: QueueState) -> None:
-    """Heartbeat running jobs, flush their progress, requeue jobs of dead workers.
-
-    It wakes every ``JOBS_FLUSH_INTERVAL``; a tick without a running job or a
-    due sweep touches no database.
-    """
-    flush_every = state.config("JOBS_FLUSH_INTERVAL")
-    lease = state.config("JOBS_LEASE_SECONDS")
-    sweep_every = max(flush_every, lease / SWEEPS_PER_LEASE)
-    schedule_every = float(state.config("JOBS_SCHEDULE_INTERVAL"))
-    next_sweep = next_schedule = time.monotonic()
-    while True:
-        with state.condition:
-            if state.stopping and not state.running and not any(w.is_alive() for w in state.workers):
-                return
-        state.housekeeper_alarm.wait(flush_every)
-        state.housekeeper_alarm.clear()
-        now = time.monotonic()
-        enforce_time_limits(state)
-        for job in list(state.running.values()):
-            if job.dirty or now - job.last_write >= lease / HEARTBEATS_PER_LEASE:
-                job.last_write = now
-                try:
-                    write_progress(state, job)
-                except Exception as error:  # keep heartbeating the others
-                    _report(state, error, f"heartbeat of job {job.id}")
-        if now >= next_sweep:
-            next_sweep = now + sweep_every
-            sweep(state)
-        if now >= next_schedule:
-            next_schedule = now + schedule_every
-            run_schedules(state)
-        if state.finished_since_checkpoint and not state.running:
-            # Idle now: fold SQLite's write-ahead log into the database file and cut it back.
-            state.finished_since_checkpoint = False
-            try:
-                state.store.checkpoint()
-            except Exception as error:
-                _report(state, error, "checkpoint")
-
-
-def sweep(state: QueueState) -> tuple[int, int]:
-    """Requeue or fail the jobs of dead workers; wake the workers, announce the failed ones."""
-    failed_ids: list[str] = []
-    try:
-        counts = state.store.sweep(failed_ids, own_token=state.token)
-    except Exception as error:
-        _report(state, error, "job sweep")
-        return 0, 0
-    if any(counts):
-        state.wake_workers()
-    for job_id in failed_ids:
-        record = state.store.get(job_id)
-        if record is not None:
-            announce_finished(state, record)
-    return counts
-
-
-def run_schedules(state: QueueState) -> None:
+def _run_schedules(state: QueueState) -> None:
     """Enqueue the schedules that are due (each due time once, across every process)."""
     if state.schedules is None or state.submit is None or not state.kinds:
         return
@@ -208,24 +243,12 @@ def run_schedules(state: QueueState) -> None:
         _report(state, error, "schedules")
 
 
-def listen(state: QueueState) -> None:
-    """Wake this process's workers on PostgreSQL NOTIFY from any process."""
-    import psycopg
+def _thread(name: str, target: Callable[..., Any], *args: Any) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+    thread.start()
+    return thread
 
-    url = state.store.engine.url.set(drivername="postgresql")
-    while True:
-        try:
-            with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
-                conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                while True:
-                    with state.condition:
-                        if state.stopping:
-                            return
-                    for _ in conn.notifies(timeout=1.0, stop_after=1):
-                        state.wake_workers()
-        except psycopg.Error:
-            log.exception("job listener lost its PostgreSQL connection; reconnecting")
-            with state.condition:
-                if state.stopping:
-                    return
-                state.condition.wait(state.config("JOBS_POLL_INTERVAL"))
+
+def _join(threads: list[threading.Thread], deadline: Optional[float]) -> None:
+    for thread in threads:
+        thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))

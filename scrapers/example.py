@@ -19,7 +19,7 @@ from flask import current_app
 from models import BASE
 from scrapers.errors import ScrapeError
 from scrapers.fetcher import Fetcher, FetchSettings
-from scrapers.progress import ScrapeJob, close_on_stop
+from scrapers.progress import ScrapeJob
 from scrapers.rates import parse_rate
 from scrapers.run_log import scrape_run, store_and_report
 from scrapers.sources import open_source
@@ -88,7 +88,6 @@ def scrape_example(job: ScrapeJob) -> dict[str, int]:
     settings = replace(FetchSettings.from_config(config), min_interval=config["EXAMPLE_PAGE_INTERVAL"])
     with open_source(PROGRAMME, "EXAMPLE_CATALOGUE_URL", "/catalogue-1.html") as source, \
             scrape_run(PROGRAMME, job) as run, Fetcher(settings.allowing(*source.allowed_hosts)) as fetcher:
-        close_on_stop(job, fetcher.close)  # a cancel ends waits and downloads at once
         if source.is_sample:
             job.add_message("Lese die mitgelieferten Beispieldaten")
         offers: list[Offer] = []

@@ -46,7 +46,7 @@ from scrapers.fetch_errors import (
     AddressNotAllowed, FetchError, RobotsDisallowed, RobotsUnreachable, describe_network_error, is_transient,
 )
 from scrapers.fetch_settings import FetchSettings
-from scrapers.host_gate import HostGate, HostGates, HostState, SlotBeyondDeadline
+from scrapers.host_gate import HostGate, HostGates, SlotBeyondDeadline
 from scrapers.robots import RobotsRules
 
 __all__ = ["Fetcher", "FetchError", "FetchSettings", "RobotsDisallowed", "RobotsUnreachable", "AddressNotAllowed"]
@@ -137,14 +137,6 @@ class Fetcher:
                 raise FetchError(f"Ungültige URL {url!r}: {exc}") from exc
         return self._follow(url, check_robots=True)
 
-    def host_states(self) -> list[HostState]:
-        """Politeness state of every origin met so far (robots.txt, interval, next slot) as plain data."""
-        return self._gates.states()
-
-    def adopt(self, state: HostState) -> None:
-        """Continue where another fetcher (in another process) left an origin: its slot, its robots.txt."""
-        self._gates[state.origin].adopt(state)
-
     def get_many(self, urls: Sequence[str]) -> Iterator[tuple[str, Union[bytes, FetchError]]]:
         """Fetch ``urls`` concurrently; yield ``(url, body or FetchError)`` in completion order."""
         workers = self.settings.host_concurrency
@@ -164,7 +156,8 @@ class Fetcher:
                 for future in done:
                     yield pending.pop(future), future.result()
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            # Not waiting: a job stopped in the middle must not wait for the downloads in flight.
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _get_or_error(self, url: str) -> Union[bytes, FetchError]:
         try:

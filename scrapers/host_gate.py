@@ -21,21 +21,6 @@ class SlotBeyondDeadline(Exception):
         self.wait = wait
 
 
-@dataclass(frozen=True)
-class HostState:
-    """What politeness knows of one origin, as plain data for a fetcher in another process.
-
-    ``next_start`` is a ``time.monotonic()`` value: on Linux one clock
-    (CLOCK_MONOTONIC) for every process of the machine, so the slot booked
-    here holds there too.
-    """
-
-    origin: str
-    interval: float
-    next_start: float
-    robots: Optional[object] = None  # RobotsRules once read: robots.txt is fetched once per run
-
-
 @dataclass
 class HostGate:
     """Politeness state of one origin (scheme, host, port)."""
@@ -74,20 +59,6 @@ class HostGate:
         with self.lock:
             self.next_start = max(self.next_start, moment + self.interval)
 
-    def state(self, origin: str) -> HostState:
-        with self.lock:
-            return HostState(origin, self.interval, self.next_start, self.robots)
-
-    def adopt(self, state: HostState) -> None:
-        """Take over what another fetcher learnt of this origin (never loosening anything)."""
-        with self.robots_lock:
-            if self.robots is None:
-                self.robots = state.robots
-        with self.lock:
-            self.next_start += max(0.0, state.interval - self.interval)
-            self.interval = max(self.interval, state.interval)
-            self.next_start = max(self.next_start, state.next_start)
-
     def widen_interval(self, seconds: float) -> None:
         """Raise the interval (robots.txt ``Crawl-delay``); the slot already booked moves too."""
         with self.lock:
@@ -110,9 +81,3 @@ class HostGates:
             if gate is None:
                 gate = self._gates[origin] = HostGate(self._concurrency, self._interval)
             return gate
-
-    def states(self) -> list[HostState]:
-        """Every known origin's state, as plain data."""
-        with self._lock:
-            gates = dict(self._gates)
-        return [gate.state(origin) for origin, gate in gates.items()]

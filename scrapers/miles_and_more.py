@@ -14,15 +14,12 @@ from flask import current_app
 
 from scrapers.errors import ScrapeError
 from scrapers.fetcher import Fetcher, FetchError, FetchSettings
-from scrapers.field_limits import add_cuts
-from scrapers.miles_and_more_pages import ONLINE, parse_sitemap, partner_page_url
-from scrapers.partner_batches import PageBatch, fetch_and_parse, pages_per_batch
-from scrapers.progress import ScrapeJob, close_on_stop
+from scrapers.german_text import count_of
+from scrapers.miles_and_more_pages import ONLINE, parse_partner_page, parse_sitemap, partner_page_url
+from scrapers.progress import ScrapeJob
 from scrapers.run_log import scrape_run, store_and_report
 from scrapers.sources import open_source
-from scrapers.steps import run_step
 from scrapers.store import Offer
-from scrapers.german_text import count_of
 
 PROGRAMME = "miles_and_more"
 MAX_CHILD_SITEMAPS = 50
@@ -56,7 +53,6 @@ def scrape_miles_and_more(job: ScrapeJob) -> dict[str, int]:
     settings = FetchSettings.from_config(config)
     with open_source(PROGRAMME, "MILES_AND_MORE_SITEMAP_URL", "/sitemap.xml") as source, \
             scrape_run(PROGRAMME, job) as run, Fetcher(settings.allowing(*source.allowed_hosts)) as fetcher:
-        close_on_stop(job, fetcher.close)  # a cancel ends waits and downloads at once
         if source.is_sample:
             job.add_message("Offline-Modus: lese die mitgelieferten Miles & More-Beispieldaten")
         job.add_message(f"Lade Sitemap {source.url}")
@@ -64,33 +60,27 @@ def scrape_miles_and_more(job: ScrapeJob) -> dict[str, int]:
         if not urls:
             raise ScrapeError("Miles & More: unerwartetes Format: die Sitemap enthält keine /partner/-Seiten")
         # One fetch per page, however many sitemap URLs lead to it.
-        pages = list({partner_page_url(url): source.public_url(url) for url in urls}.items())
-        total = len(pages)
+        public = {partner_page_url(url): source.public_url(url) for url in urls}
+        total = len(public)
         job.add_message(
             f"{total} Partnerseiten gefunden; lade bis zu {settings.host_concurrency} gleichzeitig, "
             f"mindestens {settings.min_interval:g} s Abstand"
         )
         job.set_progress(0, total + 1)
         offers: list[Offer] = []
-        cuts: dict[str, int] = {}
         failures: list[FetchError] = []
         hidden = 0
         report_every = max(1, total // 20)
-        hosts = {state.origin: state for state in fetcher.host_states()}  # robots.txt read with the sitemap
-        size, done = pages_per_batch(fetcher.settings), 0
-        for start in range(0, total, size):
-            batch = PageBatch(fetcher.settings, tuple(hosts.values()), tuple(pages[start:start + size]))
-            outcome = run_step(job, fetch_and_parse, batch)
-            hosts.update((state.origin, state) for state in outcome.hosts)
-            offers.extend(outcome.offers)
-            add_cuts(cuts, outcome.offers, outcome.cuts)
-            hidden += outcome.hidden
-            failures.extend(outcome.failures)
-            for failure in outcome.failures:
-                job.add_message(f"Seite übersprungen: {failure}")
-            before, done = done, done + len(batch.pages)
+        for done, (page_url, body) in enumerate(fetcher.get_many(list(public)), start=1):
+            if isinstance(body, FetchError):
+                failures.append(body)
+                job.add_message(f"Seite übersprungen: {body}")
+            elif (offer := parse_partner_page(body, public[page_url])) is None:
+                hidden += 1
+            else:
+                offers.append(offer)
             job.set_progress(done, total + 1)
-            if done // report_every > before // report_every or done == total:
+            if done % report_every == 0 or done == total:
                 job.add_message(f"{done} von {total} Partnerseiten geladen")
         if len(failures) > MAX_FAILED_SHARE * total:
             error = ScrapeError(
@@ -104,5 +94,4 @@ def scrape_miles_and_more(job: ScrapeJob) -> dict[str, int]:
         complete = not failures
         if not complete:
             job.add_message(f"{count_of(len(failures), 'Seite fehlt', 'Seiten fehlen')}: Lauf unvollständig, es wird nichts deaktiviert")
-        return store_and_report(job, run, offers, complete, source.is_sample, seen=len(offers) + hidden,
-                                cuts=sum(cuts.values()))
+        return store_and_report(job, run, offers, complete, source.is_sample, seen=len(offers) + hidden)

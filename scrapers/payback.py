@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Optional
 
@@ -19,13 +19,11 @@ from flask import current_app
 from models import BASE, PROMOTION
 from scrapers.errors import ScrapeError
 from scrapers.fetcher import Fetcher, FetchSettings
-from scrapers.field_limits import add_cuts, fit_offers
-from scrapers.progress import ScrapeJob, close_on_stop
+from scrapers.progress import ScrapeJob
 from scrapers.rates import parse_rate
 from scrapers.run_log import scrape_run, store_and_report
 from scrapers.sanitize import is_safe_path_segment
 from scrapers.sources import open_source
-from scrapers.steps import run_step
 from scrapers.store import Offer, OfferRate
 from scrapers.german_text import count_of
 
@@ -38,7 +36,6 @@ _END_DATE = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})")
 class PaybackPage:
     total: int
     offers: list[Offer]
-    cuts: dict[str, int] = field(default_factory=dict)  # values cut to fit a column, per external id
 
 
 def _shape_error(where: str) -> ScrapeError:
@@ -134,13 +131,6 @@ def _decode(body: bytes, url: str) -> Any:
         raise ScrapeError(f"PAYBACK-Katalog {url} ist kein gültiges JSON (abgeschnitten?): {exc}") from exc
 
 
-def parse_payback_body(body: bytes, url: str) -> PaybackPage:
-    """Decode, parse and fit one catalogue answer: one step in the parse pool (bytes in, offers out)."""
-    page = parse_payback_page(_decode(body, url))
-    offers, cuts = fit_offers(page.offers)
-    return PaybackPage(page.total, offers, cuts)
-
-
 def scrape_payback(job: ScrapeJob) -> dict[str, int]:
     """Scrape all PAYBACK online shops; return added/updated/deactivated/unparsed counts."""
     config = current_app.config
@@ -149,23 +139,20 @@ def scrape_payback(job: ScrapeJob) -> dict[str, int]:
     with open_source(PROGRAMME, "PAYBACK_CATALOGUE_URL", "/onsflows/api/digital-shops") as source, \
             scrape_run(PROGRAMME, job) as run, \
             Fetcher(FetchSettings.from_config(config).allowing(*source.allowed_hosts)) as fetcher:
-        close_on_stop(job, fetcher.close)  # a cancel ends waits and downloads at once
         if source.is_sample:
             job.add_message("Offline-Modus: lese die mitgelieferten PAYBACK-Beispieldaten")
         offers: dict[str, Offer] = {}
-        cuts: dict[str, int] = {}
         offset, total, pages = 0, None, 1
         while total is None or offset < total:
             page_no = offset // page_size + 1
             params = {"pageSize": page_size, "pageOffset": offset}
-            page = run_step(job, parse_payback_body, fetcher.get(source.url, params=params), source.url)
+            page = parse_payback_page(_decode(fetcher.get(source.url, params=params), source.url))
             if total is None:
                 total = page.total
                 pages = max(1, math.ceil(total / page_size))
                 job.add_message(f"Katalog meldet {count_of(total, 'Shop', 'Shops')} auf {count_of(pages, 'Seite', 'Seiten')}")
             for offer in page.offers:
                 offers[offer.external_id] = offer
-            add_cuts(cuts, page.offers, page.cuts)
             job.add_message(f"Seite {page_no} von {pages} geladen: {len(offers)} von {total} Shops")
             job.set_progress(page_no, pages + 1)
             if not page.offers:
@@ -176,6 +163,4 @@ def scrape_payback(job: ScrapeJob) -> dict[str, int]:
             job.add_message(
                 f"Nur {len(offers)} von {total} Shops erhalten: es wird nichts deaktiviert"
             )
-        result = store_and_report(job, run, list(offers.values()), complete, source.is_sample,
-                                  cuts=sum(cuts.values()))
-    return result
+        return store_and_report(job, run, list(offers.values()), complete, source.is_sample)

@@ -7,7 +7,8 @@ queued job, a test double or a script's console printer.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Protocol
 
 
 class ProgressReporter(Protocol):
@@ -33,11 +34,7 @@ class ScrapeJob(ProgressReporter, Protocol):
         """The job's id, stored on its ``ScrapeRun``."""
 
 
-def close_on_stop(job: Any, close: Callable[[], None]) -> None:
-    """When the job is asked to stop, call ``close`` (a fetcher's): waits and downloads end at once.
-
-    A reporter without ``on_stop`` (a test double, a script) simply never stops.
-    """
-    on_stop = getattr(job, "on_stop", None)
-    if on_stop is not None:
-        on_stop(close)
+def committing(job: Any) -> AbstractContextManager[Any]:
+    """The job's ``committing()`` block (a stop waits for the commit inside it), or none for a plain reporter."""
+    block = getattr(job, "committing", None)
+    return block() if block is not None else nullcontext()

@@ -1,6 +1,6 @@
 """The scrapers the admin can start, as plain data: names, labels, routes, functions, limits.
 
-The app turns each into a job kind (``app.py``); the admin blueprint makes
+The app turns each into a job kind run in a child process (``app.py``); the admin blueprint makes
 the seed's routes and buttons from them. Nothing here imports the job system.
 """
 
@@ -29,6 +29,8 @@ SCRAPERS = (
                 "scrapers.example:scrape_example", 5 * 60, "0 5 * * *"),
 )
 SCRAPERS_BY_NAME = {spec.name: spec for spec in SCRAPERS}
+# What a scraper job stored when its process ended without a word (jobs/kinds.py, JobKind.settle).
+SETTLE_RUN = "scrapers.run_log:settle_run"
 
 
 def is_retryable(error: BaseException) -> bool:

@@ -92,29 +92,74 @@ def execution_times(log_path: str) -> list[float]:
         return [float(line.split()[2]) for line in log if line.strip()]
 
 
-# -- steps for the parse pool (jobs/cpu_pool.py): importable, plain data in and out ----------
+# -- jobs for process isolation (jobs/supervisor.py) ------------------------------------------
 
-def process_id() -> int:
-    return os.getpid()
-
-
-def die_at_once() -> None:
-    """Crash the pool process the way a segfault or the OOM killer would: no cleanup, no exception."""
-    os._exit(3)
+def spin(job: Job) -> None:
+    """Keep a core busy for ever, never reporting: only a stop from outside ends it."""
+    job.add_message(f"Drehe Runden in Prozess {os.getpid()}")
+    while True:
+        pass
 
 
-def sleep_then_return(seconds: float) -> float:
-    time.sleep(seconds)
-    return seconds
+def read_dripping(job: Job, url: str) -> int:
+    """Fetch ``url`` through the scrapers' fetcher: a dripping source blocks it in a socket read."""
+    from flask import current_app
+
+    from scrapers.fetcher import Fetcher, FetchSettings
+
+    job.add_message(f"Lese tröpfelnde Quelle in Prozess {os.getpid()}")
+    with Fetcher(FetchSettings.from_config(current_app.config)) as fetcher:
+        return len(fetcher.get(url))
 
 
-def offload_job(job: Job, step: str, *args) -> object:
-    """Run one of this module's steps through the job's pool and return its result."""
-    job.add_message("Schritt im Parser-Prozess")
-    return job.wait_for(job.offload(globals()[step], *args))
+def crash(job: Job) -> None:
+    """Die of SIGSEGV, as a crash in a C extension would: no exception, no cleanup."""
+    import signal
+
+    job.add_message(f"Stürze ab in Prozess {os.getpid()}")
+    os.kill(os.getpid(), signal.SIGSEGV)
 
 
-def thread_niceness(job: Job) -> int:
-    """The niceness the worker thread running this job has (Linux: per thread)."""
-    import threading
-    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+def config_and_niceness(job: Job, key: str) -> list:
+    """What the function sees of its app's configuration, and the niceness of the process it runs in."""
+    from flask import current_app
+
+    return [current_app.config[key], os.getpriority(os.PRIO_PROCESS, 0), os.getpid()]
+
+
+def example_pausing(job: Job, where: str, marker: str, seconds: float = 5.0) -> object:
+    """The Example scraper, pausing ``seconds`` at one moment of its store, after writing ``marker``.
+
+    ``where``: "before" the store begins, "commit" in the store's commit (its
+    data not yet committed) or "committed" right after it. The marker holds
+    this process's id, so a test can cancel or kill it there.
+    """
+    import sqlalchemy as sa
+
+    from models import RUN_SUCCESS, ScrapeRun
+    from scrapers.example import scrape_example
+
+    def pause() -> None:
+        with open(marker, "w", encoding="utf-8") as file:
+            file.write(str(os.getpid()))
+        time.sleep(seconds)
+
+    def storing(session) -> bool:
+        return any(isinstance(obj, ScrapeRun) and obj.outcome == RUN_SUCCESS for obj in session.identity_map.values())
+
+    class Pausing:
+        """The job handle, pausing before the store's first message."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(job, name)
+
+        def add_message(self, msg: str) -> None:
+            if where == "before" and msg.startswith("Registriere"):
+                pause()
+            job.add_message(msg)
+
+    if where == "commit":
+        sa.event.listen(db.session, "before_commit", lambda session: storing(session) and pause())
+    elif where == "committed":
+        sa.event.listen(db.session, "after_commit", lambda session: storing(session) and pause())
+    return scrape_example(Pausing())

@@ -140,12 +140,12 @@ def test_the_loopback_sources_serve_distinct_partners_in_the_live_shape() -> Non
 
 def test_the_responsiveness_flags_pick_rows_and_quick_leaves_explicit_flags_alone() -> None:
     args = responsiveness.parse_args(["--quick", "--servers", "gunicorn:2x4"])
-    assert (args.servers, args.shapes, args.idle_seconds) == ("gunicorn:2x4", "pool,inthread", 5.0)
+    assert (args.servers, args.shapes, args.idle_seconds) == ("gunicorn:2x4", "process,thread", 5.0)
     command = served_app.server_command("gunicorn:2x4", 8123)
     assert command[command.index("-k") + 1] == "gthread" and command[command.index("-w") + 1] == "2"
     assert command[command.index("--threads") + 1] == "4"
-    plans = list(served_app.plans(["flask"], ["pool", "worker"], ["lifted"]))
-    assert [plan.shape for plan in plans] == ["pool", "worker"]
+    plans = list(served_app.plans(["flask"], ["process", "worker"], ["lifted"]))
+    assert [plan.shape for plan in plans] == ["process", "worker"]
 
 
 def test_python_m_bench_help_runs() -> None:

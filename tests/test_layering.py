@@ -41,3 +41,32 @@ def test_webhooks_sit_between_the_models_and_the_views() -> None:
     for path in (ROOT / "webhooks").glob("*.py"):
         found = sorted(name for name in imported_modules(path) if name.split(".")[0] in ("views", "app"))
         assert found == [], path.name
+
+
+def _job_module_imports(path: Path) -> set[str]:
+    """The modules of ``jobs/`` that ``path`` imports anywhere: at the top, in functions, under TYPE_CHECKING."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module == "jobs":
+            found.update(f"jobs.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return {name.split(".")[1] for name in found if name.startswith("jobs.")}
+
+
+def test_the_job_package_has_no_import_circle() -> None:
+    graph = {path.stem: _job_module_imports(path) for path in (ROOT / "jobs").glob("*.py")}
+    circles = []
+
+    def visit(module: str, trail: list[str]) -> None:
+        if module in trail:
+            circles.append(" -> ".join(trail[trail.index(module):] + [module]))
+            return
+        for imported in sorted(graph.get(module, ())):
+            visit(imported, trail + [module])
+
+    for module in sorted(graph):
+        visit(module, [])
+    assert circles == []

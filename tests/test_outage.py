@@ -18,7 +18,7 @@ import database
 import jobs.connections
 from conftest import API_TOKEN, pg_test_url, reset_database
 from job_helpers import counted_run, executions
-from job_queue import JobStatus, job_queue
+from job_queue import PROCESS, THREAD, JobStatus, job_queue
 from tcp_proxy import TcpProxy
 
 OUTAGE_SECONDS = 10.0
@@ -35,10 +35,10 @@ def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
 
 
 def _run_jobs_through_an_outage(app: Flask, log_path: Path, cut: Callable[[], None],
-                                restore: Callable[[], None]) -> list[str]:
+                                restore: Callable[[], None], isolation: str) -> list[str]:
     """Jobs of 2 s each on 2 workers; the database goes away for 10 s while they finish."""
     with app.app_context():
-        ids = [job_queue.enqueue(counted_run, args=(str(log_path), 2.0)) for _ in range(8)]
+        ids = [job_queue.enqueue(counted_run, args=(str(log_path), 2.0), isolation=isolation) for _ in range(8)]
         job_queue.start()
         assert _wait(lambda: len(executions(str(log_path))) >= 2, 20)
         time.sleep(1.0)  # both running jobs are mid-way: they finish during the outage
@@ -57,7 +57,12 @@ def _assert_each_ran_once(ids: list[str], log_path: Path) -> None:
     assert {job_id: counts[job_id] for job_id in ids} == {job_id: 1 for job_id in ids}
 
 
-def test_postgresql_outage_of_10_s_while_jobs_finish_runs_every_job_exactly_once(make_app, tmp_path: Path) -> None:
+ISOLATIONS = [THREAD, PROCESS]  # jobs in the worker threads, and in children they supervise
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_postgresql_outage_of_10_s_while_jobs_finish_runs_every_job_exactly_once(make_app, tmp_path: Path,
+                                                                                 isolation: str) -> None:
     url = pg_test_url()
     reset_database(url)
     port = urlsplit(url.replace("+psycopg", "")).port or 5432
@@ -66,12 +71,13 @@ def test_postgresql_outage_of_10_s_while_jobs_finish_runs_every_job_exactly_once
         app = make_app(DATABASE_URL=via_proxy, JOBS_LEASE_SECONDS=LEASE_SECONDS, JOBS_WORKER_THREADS=2,
                        JOBS_POLL_INTERVAL=0.2)
         log_path = tmp_path / "executions.log"
-        ids = _run_jobs_through_an_outage(app, log_path, proxy.cut, proxy.restore)
+        ids = _run_jobs_through_an_outage(app, log_path, proxy.cut, proxy.restore, isolation)
     _assert_each_ran_once(ids, log_path)
 
 
+@pytest.mark.parametrize("isolation", ISOLATIONS)
 def test_sqlite_locked_for_10_s_while_jobs_finish_runs_every_job_exactly_once(
-    make_app, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_app, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolation: str
 ) -> None:
     # Writers give up after 0.5 s instead of 30 s, so a 10 s lock is an outage for them.
     for module in (database, jobs.connections):
@@ -86,7 +92,7 @@ def test_sqlite_locked_for_10_s_while_jobs_finish_runs_every_job_exactly_once(
 
     log_path = tmp_path / "executions.log"
     try:
-        ids = _run_jobs_through_an_outage(app, log_path, lock, holder.rollback)
+        ids = _run_jobs_through_an_outage(app, log_path, lock, holder.rollback, isolation)
     finally:
         holder.close()
     _assert_each_ran_once(ids, log_path)

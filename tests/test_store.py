@@ -138,16 +138,3 @@ def test_storing_new_shops_takes_the_same_statements_for_10_and_for_100(app: Fla
         finally:
             sa.event.remove(db.engine, "before_cursor_execute", count)
     assert counts[0] == counts[1], counts
-
-
-def test_a_database_only_this_process_sees_is_stored_in_the_jobs_thread() -> None:
-    from scrapers.drift_guard import DriftBounds
-    from scrapers.store_step import StoreTarget
-
-    def target(uri: str) -> StoreTarget:
-        return StoreTarget(uri, {}, DriftBounds())
-
-    assert not target("sqlite://").shareable and not target("sqlite:///:memory:").shareable
-    assert not target("sqlite:///file:app?mode=memory&cache=shared&uri=true").shareable
-    assert target("sqlite:////srv/app.sqlite").shareable
-    assert target("postgresql+psycopg://app@db/app").shareable

@@ -23,6 +23,7 @@ OUTCOME_LABELS = {
     "success": "erfolgreich",
     "failed": "fehlgeschlagen",
     "cancelled": "abgebrochen",
+    "interrupted": "unterbrochen (Neustart), neu eingereiht",
     "held": "ANGEHALTEN – Formatänderung?",
     "accepted": "ÜBERNOMMEN",
     "superseded": "ÜBERHOLT",
