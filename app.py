@@ -31,6 +31,7 @@ from scrapers.sources import OFFLINE as SOURCES_OFFLINE
 from scrapers.sources import ONLINE as SOURCES_ONLINE
 from views import url_secrets
 from views.errors import request_too_large
+from views.interpreter import DEFAULT_CONFIG as INTERPRETER_DEFAULTS, tune_for_serving
 from views.private_files import create_private_sqlite_file, make_private_folder, write_private_file
 from views.request_size import BoundedRequest
 from webhooks import DEFAULT_CONFIG as WEBHOOK_DEFAULTS
@@ -54,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_AUTO_UPGRADE": None,
     "DATABASE_SCHEMA_LOCK_TIMEOUT": 60.0,  # seconds a starting process waits for another's upgrade
     **JOB_DEFAULTS,
+    **INTERPRETER_DEFAULTS,  # a serving process's switch interval and frozen start-up objects
     "JOBS_CREATE_TABLES": False,  # the migrations own the job tables too
     # All three scrapers can run side by side (each kind only once at a time).
     "JOBS_WORKER_THREADS": 3,
@@ -226,6 +228,8 @@ def create_app(
     # A serving process delivers webhooks (retries due from before a restart, test events) in any shape.
     if database_problem is None and not app.testing and _serving():
         webhook_dispatcher.start_automatically(app)
+    if not app.testing and _serving():
+        tune_for_serving(app.config)  # last: everything start-up made is in place
     return app
 
 
