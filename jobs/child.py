@@ -13,7 +13,6 @@ whose worker is gone ends at once: nobody would record what it did.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import resource
 import signal
@@ -32,8 +31,6 @@ from jobs.callables import load_callable
 from jobs.job import Job, describe_error
 from jobs.kinds import JobStopped
 from jobs.schema import JobRecord
-
-log = logging.getLogger(__name__)
 
 STOP_SIGNAL = signal.SIGUSR1
 ORPHANED = 70  # exit status of a child whose worker went away
@@ -95,7 +92,7 @@ def run_child(task: ChildTask, reports: Connection, control: Connection) -> None
     """The child's whole life: run the job, report how it ended, exit (never returning to the fork server)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    lower_priority(int(task.config.get("JOBS_CHILD_NICENESS", 0)))
+    lower_priority(int(task.config.get("JOBS_NICENESS", 0)))
     job = ChildJob(task.record, reports)
     signal.signal(STOP_SIGNAL, lambda _signum, _frame: job.raise_if_stopped())
     threading.Thread(target=_obey, args=(control, job), name="job-control", daemon=True).start()
@@ -123,7 +120,6 @@ def _run(task: ChildTask, job: ChildJob) -> tuple[str, Any]:
     except (Exception, SystemExit) as exc:
         if job.stop_reason is not None and not job.committed:  # a closed connection may raise first
             return "stopped", job.stop_reason
-        log.exception("job %s (%s) failed", job.id, job.name)
         return "failed", (*describe_error(exc), bool(getattr(exc, "retryable", False)),
                           bool(getattr(exc, "expected", False)))
 

@@ -96,6 +96,7 @@ def execute(state: QueueState, record: JobRecord, owner: str, shutdown: Shutdown
 def _run(state: QueueState, job: Job, record: JobRecord, in_thread: bool) -> Any:
     """Call the job's function: in a child process it supervises, or in this thread."""
     context = None if in_thread else state.child_context(record)
+    job.in_child = context is not None  # from now on a stopping process asks it to stop, not gives it back
     if context is not None:
         return run_in_child(job, state.child_task(record), context, float(state.config("JOBS_KILL_GRACE")),
                             settle=lambda why: _settle(state, record, why))
@@ -150,10 +151,13 @@ def _retry_later(state: QueueState, job: Job, exc: BaseException) -> bool:
 def _log_failure(record: JobRecord, exc: BaseException) -> None:
     """One line for a failure the job calls expected (``exc.expected``: a host that is down), else the traceback.
 
-    The traceback is kept on the job either way.
+    The traceback is kept on the job either way; a failure in a child brings its own.
     """
     if getattr(exc, "expected", False):
         log.warning("job %s (%s) failed: %s", record.id, record.name, exc)
+    elif hasattr(exc, "error_text"):
+        log.error("job %s (%s) failed in its child process: %s", record.id, record.name,
+                  getattr(exc, "traceback_text", None) or exc)
     else:
         log.exception("job %s (%s) failed", record.id, record.name)
 

@@ -57,7 +57,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # Kinds of process isolation run each job in a child process (jobs/supervisor.py); off: in a worker thread.
     "JOBS_PROCESS_ISOLATION": True,
     "JOBS_KILL_GRACE": 3.0,  # seconds a child told to stop may take before it is killed
-    "JOBS_CHILD_NICENESS": 10,  # job children yield the cores to the web process
+    "JOBS_NICENESS": 10,  # worker threads, job children and their fork server yield the cores to the web
 }
 
 ENQUEUE_FIRST_BACKOFF, ENQUEUE_MAX_BACKOFF = 0.05, 0.5

@@ -109,6 +109,8 @@ def run_in_child(job: Job, task: ChildTask, context: BaseContext, kill_grace: fl
     ``settle(why)`` is asked when the child ended without an outcome: the
     result its stored work stands for, else None (then ``why`` is raised).
     """
+    if job.stop_reason is not None:  # stopped before it began (the process is stopping): no child
+        raise job.stop_reason
     reports, child_reports = context.Pipe(duplex=False)
     child_control, control = context.Pipe(duplex=False)
     wake, waker = context.Pipe(duplex=False)
@@ -117,7 +119,6 @@ def run_in_child(job: Job, task: ChildTask, context: BaseContext, kill_grace: fl
     process.start()
     child_reports.close()
     child_control.close()
-    job.in_child = True
     job.on_stop(lambda: _send(waker, None))  # from any thread: this one passes the stop on
     try:
         outcome = _watch(job, process, reports, wake, control, kill_grace)

@@ -23,6 +23,7 @@ from jobs.identity import owner_name
 from jobs.schema import JobRecord
 from jobs.sql import NOTIFY_CHANNEL
 from jobs.state import QueueState
+from jobs.child import lower_priority
 from jobs.supervisor import fork_server, warm_up
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class Worker:
             done: Future = Future()
             done.set_result(None)
             return done
-        return warm_up(context, int(self.state.config("JOBS_CHILD_NICENESS")))
+        return warm_up(context, int(self.state.config("JOBS_NICENESS")))
 
     def start(self, threads: int) -> None:
         """Start worker threads up to ``threads``, and the housekeeper and listener if missing."""
@@ -117,7 +118,12 @@ class Worker:
                 self.condition.wait(timeout)
 
     def _work(self, owner: str) -> None:
-        """One worker thread: claim, run, finish-and-claim, until asked to stop."""
+        """One worker thread: claim, run, finish-and-claim, until asked to stop.
+
+        It runs at ``JOBS_NICENESS``: jobs are background work, and where they
+        share a process with the web, a thread answering a page gets a core first.
+        """
+        lower_priority(int(self.state.config("JOBS_NICENESS")))
         state, lease = self.state, self.state.config("JOBS_LEASE_SECONDS")
         record: Optional[JobRecord] = None
         while True:

@@ -87,10 +87,9 @@ def fit_offer(offer: Offer) -> tuple[Offer, int]:
 def fit_offers(offers: list[Offer]) -> tuple[list[Offer], dict[str, int]]:
     """Fit each offer (``fit_offer``); return them and the cuts per (fitted) external id that had any.
 
-    Parse steps call this in the parse pool, so the web process never does.
     Cuts are kept per shop, the last offer of a shop winning as it does when
-    stored (``write_offers``): merged with ``dict.update`` across pages, they
-    count the cut values of exactly the offers that are stored.
+    stored (``write_offers``): they count the cut values of exactly the
+    offers that are stored, however often a shop was listed.
     """
     fitted: list[Offer] = []
     cuts: dict[str, int] = {}
@@ -99,14 +98,3 @@ def fit_offers(offers: list[Offer]) -> tuple[list[Offer], dict[str, int]]:
         fitted.append(offer)
         cuts[offer.external_id] = count
     return fitted, {external_id: count for external_id, count in cuts.items() if count}
-
-
-def add_cuts(run_cuts: dict[str, int], offers: list[Offer], step_cuts: dict[str, int]) -> None:
-    """Add one parse step's cuts (``fit_offers``) to a run's, in place.
-
-    A shop seen again replaces its earlier offer when stored, so its earlier
-    cuts go too: the run counts the cut values of exactly the offers stored.
-    """
-    for offer in offers:
-        run_cuts.pop(offer.external_id, None)
-    run_cuts.update(step_cuts)

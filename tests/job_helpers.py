@@ -163,3 +163,10 @@ def example_pausing(job: Job, where: str, marker: str, seconds: float = 5.0) -> 
     elif where == "committed":
         sa.event.listen(db.session, "after_commit", lambda session: storing(session) and pause())
     return scrape_example(Pausing())
+
+
+def thread_niceness(job: Job) -> int:
+    """The niceness of the worker thread running this job (Linux: per thread)."""
+    import threading
+
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())

@@ -154,7 +154,7 @@ def test_run_pending_runs_a_process_job_in_the_calling_thread(child_app: Flask) 
 
 def test_a_child_runs_with_the_configuration_of_the_app_that_enqueued_it_and_yields_the_cores(
         make_app) -> None:
-    app = make_app(SCRAPER_USER_AGENT="Prüf-Agent/1.0", JOBS_CHILD_NICENESS=7)
+    app = make_app(SCRAPER_USER_AGENT="Prüf-Agent/1.0", JOBS_NICENESS=7)
     with app.app_context():
         job_queue.start()
         job_id = job_queue.enqueue("job_helpers:config_and_niceness", args=("SCRAPER_USER_AGENT",),
@@ -165,6 +165,18 @@ def test_a_child_runs_with_the_configuration_of_the_app_that_enqueued_it_and_yie
     # At least the setting (a fork server started by another app of this process may be nicer still);
     # the process that enqueued it keeps its own.
     assert niceness >= max(7, os.getpriority(os.PRIO_PROCESS, 0) + 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="thread priorities are a Linux feature")
+def test_worker_threads_yield_the_cores_to_the_web_threads(make_app) -> None:
+    app = make_app(JOBS_NICENESS=10)
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    with app.app_context():
+        job_queue.start()
+        job_id = job_queue.enqueue("job_helpers:thread_niceness")
+    job, _ = _ends(app, job_id)
+    assert job.result == max(10, own)  # the worker thread runs nicer than the web ...
+    assert os.getpriority(os.PRIO_PROCESS, 0) == own  # ... and the rest of the process keeps its priority
 
 
 def test_a_database_only_this_process_sees_keeps_process_jobs_in_the_worker_thread(child_app: Flask) -> None:

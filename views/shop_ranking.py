@@ -8,8 +8,8 @@ into light stand-ins for ``Shop`` and ``Rate``, and only the page's shops are
 loaded as ORM objects with their rates for rendering. Statements per request
 are fixed; the heavy rows (every rate's text, links, history) are the page's only.
 
-Ranking 1,200 shops costs about 100 ms of Python, which in the one-process
-shape is 100 ms the job_status polls wait for the interpreter lock. The data
+Ranking 1,200 shops costs 100–200 ms of Python, which is that long the
+web process's other requests (the job_status polls) wait for its interpreter lock. The data
 changes only when a scrape stores (or an admin accepts) a run, so the ranking
 is kept per process and rebuilt when the data's version changes (one cheap
 statement), and at least every ``RANKING_SECONDS`` because running promotions
