@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import signal
 import sys
 import threading
@@ -32,7 +31,7 @@ from jobs.job import Job, describe_error
 from jobs.kinds import JobStopped
 from jobs.schema import JobRecord
 
-STOP_SIGNAL = signal.SIGUSR1
+STOP_SIGNAL = getattr(signal, "SIGUSR1", None)  # None where there is no fork server either (Windows)
 ORPHANED = 70  # exit status of a child whose worker went away
 
 
@@ -101,6 +100,8 @@ def run_child(task: ChildTask, reports: Connection, control: Connection) -> None
             outcome = _run(task, job)
         except JobStopped as stop:  # the one stop signal came while a failure was being handled
             outcome = ("stopped", stop)
+        import resource  # Unix only, as children are
+
         reports.send(("outcome", *outcome, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
     finally:
         os._exit(0)  # no exit handlers, no waiting for threads a stopped job left behind

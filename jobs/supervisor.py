@@ -28,8 +28,8 @@ from jobs.job import Job
 
 log = logging.getLogger(__name__)
 
-SIGNAL_NAMES = {signal.SIGSEGV: "Speicherzugriffsfehler", signal.SIGKILL: "vom System beendet, z. B. Speichermangel",
-                signal.SIGABRT: "abgebrochen", signal.SIGBUS: "Busfehler"}
+SIGNAL_MEANINGS = {"SIGSEGV": "Speicherzugriffsfehler", "SIGKILL": "vom System beendet, z. B. Speichermangel",
+                   "SIGABRT": "abgebrochen", "SIGBUS": "Busfehler"}
 
 _preload_lock = threading.Lock()
 _preloaded = False
@@ -52,9 +52,9 @@ class ChildDied(Exception):
 
     def __init__(self, exitcode: Optional[int]) -> None:
         if exitcode is not None and exitcode < 0:
-            name = signal.Signals(-exitcode).name
-            reason = SIGNAL_NAMES.get(signal.Signals(-exitcode))
-            text = f"Job-Prozess durch Signal {name} beendet" + (f" ({reason})" if reason else "")
+            name = {sig.value: sig.name for sig in signal.Signals}.get(-exitcode, str(-exitcode))
+            meaning = SIGNAL_MEANINGS.get(name)
+            text = f"Job-Prozess durch Signal {name} beendet" + (f" ({meaning})" if meaning else "")
         else:
             text = f"Job-Prozess ohne Ergebnis beendet (Exit-Code {exitcode})"
         super().__init__(text)
