@@ -108,8 +108,10 @@ class Worker:
         """
         if self.stop(grace):
             return True
+        in_children = any(job.in_child for job in list(self.state.running.values()))
         give_back_running(self.state, grace)
-        _join(self.workers, time.monotonic() + float(self.state.config("JOBS_KILL_GRACE")) + 1.0)
+        if in_children:  # their workers give them back once the children have ended
+            _join(self.workers, time.monotonic() + float(self.state.config("JOBS_KILL_GRACE")) + 1.0)
         return False
 
     def _wait_for_work(self, seen: int, timeout: float) -> None:
