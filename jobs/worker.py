@@ -18,12 +18,12 @@ from concurrent.futures import Future
 from typing import Any, Callable, Optional
 
 from database import is_database_unavailable
+from jobs.child import lower_priority
 from jobs.execution import Shutdown, announce_finished, enforce_time_limits, execute, give_back_running, write_progress
 from jobs.identity import owner_name
 from jobs.schema import JobRecord
 from jobs.sql import NOTIFY_CHANNEL
 from jobs.state import QueueState
-from jobs.child import lower_priority
 from jobs.supervisor import fork_server, warm_up
 
 log = logging.getLogger(__name__)
