@@ -81,9 +81,10 @@ class JobControl:
         """
         state = self._state()
         running = state.running.get(job_id)
-        if running is not None:
-            running.request_stop(JobCancelled())
+        asked = running is not None and running.request_stop(JobCancelled())
         before = state.store.cancel(job_id, (utcnow(), CANCELLED_BEFORE_START))
+        if asked and before is not None and before.is_final:
+            before = JobStatus.RUNNING  # it was running when asked, and has ended since (by this cancel)
         if before is JobStatus.RUNNING:
             log.info("job %s: asked to stop", job_id)
         return before

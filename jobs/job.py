@@ -149,17 +149,21 @@ class Job(JobView):
 
     # -- called by this process's worker and housekeeper -------------------------------
 
-    def request_stop(self, reason: JobStopped) -> None:
-        """Ask the job to stop at its next ``add_message``/``set_progress`` (the first reason wins)."""
+    def request_stop(self, reason: JobStopped) -> bool:
+        """Ask the job to stop (at its next ``add_message``/``set_progress`` in a thread); False if asked already.
+
+        The first reason wins.
+        """
         with self._lock:
             if self.stop_reason is not None:
-                return
+                return False
             self.stop_reason, callbacks, self._on_stop = reason, self._on_stop, []
         for callback in callbacks:
             try:
                 callback()
             except Exception:
                 log.exception("job %s: a stop callback failed", self.id)
+        return True
 
     def snapshot_record(self) -> JobRecord:
         """A copy of the current state, for readers in this process."""

@@ -45,6 +45,11 @@ def slow_job(job: Job, seconds: float, steps: int = 20) -> int:
     return os.getpid()
 
 
+def longer_each_attempt(job: Job, seconds: float) -> int:
+    """Work ``seconds`` times the attempt number, reporting progress: a second run outlasts the first."""
+    return slow_job(job, seconds * job.attempts, steps=int(20 * job.attempts))
+
+
 def counted_run(job: Job, log_path: str, seconds: float = 0.0, steps: int = 10) -> int:
     """Write this job's id to ``log_path`` as it starts, then work for ``seconds``.
 
