@@ -38,6 +38,15 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+def storable_text(text: str) -> str:
+    """Show each NUL in ``text`` as ``\\x00``, so that the text can be stored.
+
+    PostgreSQL refuses NUL in text (SQLite keeps it, invisibly), and a
+    refused write must never be what keeps a job from ending.
+    """
+    return text.replace("\x00", "\\x00")
+
+
 def is_sqlite(engine_or_connection: Engine | Connection) -> bool:
     return engine_or_connection.dialect.name == "sqlite"
 

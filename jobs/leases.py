@@ -9,9 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple, Optional
 
+from database import storable_text
 from jobs.schema import RECORD_COLUMNS, JobRecord, Message
 from jobs.status import JobStatus
 from jobs.store_base import QUEUED, RUNNING, StoreBase, message_from_row, record_from_row, to_json
+
+
+def _storable(text: Optional[str]) -> Optional[str]:
+    return None if text is None else storable_text(text)
 
 
 class Heartbeat(NamedTuple):
@@ -105,7 +110,7 @@ class LeasedWrites(StoreBase):
     def _final_params(self, job_id: str, final: dict[str, Any]) -> dict[str, Any]:
         return {"id": job_id, "status": JobStatus(final["status"]).value, "progress": final["progress"],
                 "total_steps": final["total_steps"], "result_json": to_json(final["result"]),
-                "error": final["error"], "traceback": final["traceback"],
+                "error": _storable(final["error"]), "traceback": _storable(final["traceback"]),
                 "completed_at": self._time(final["completed_at"])}
 
     def _finish_in(self, cursor: Any, job_id: str, owner: str, **final: Any) -> bool:

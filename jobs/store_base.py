@@ -14,7 +14,7 @@ from typing import Any, Iterable, Optional
 
 from sqlalchemy.engine import Engine
 
-from database import utcnow
+from database import storable_text, utcnow
 from jobs.connections import Connections
 from jobs.schema import DATETIME_COLUMNS, RECORD_COLUMNS, JobRecord, Message
 from jobs.sql import CompiledStatement, compiled_statements
@@ -93,7 +93,7 @@ class StoreBase:
 
     def _add_messages(self, cursor: Any, job_id: str, messages: Iterable[Message]) -> None:
         statement = self._statements["insert_message"]
-        rows = [statement.params({"job_id": job_id, "timestamp": self._time(ts), "message": text})
+        rows = [statement.params({"job_id": job_id, "timestamp": self._time(ts), "message": storable_text(text)})
                 for ts, text in messages]
         if rows:
             cursor.executemany(statement.text, rows)

@@ -76,7 +76,7 @@ def _parse_item(item: Any, index: int) -> Offer:
     if not isinstance(external_id, str) or not external_id.strip():
         raise _shape_error(f"Eintrag {index} hat keine 'partnerShortName'")
     if not isinstance(name, str) or not name.strip():
-        raise _shape_error(f"Eintrag {index} ({external_id}) hat keinen 'partnerDisplayName'")
+        raise _shape_error(f"Eintrag {index} ({external_id!r}) hat keinen 'partnerDisplayName'")
     vanity = item.get("partnerVanityName")
     # The vanity name becomes a link path: anything but [A-Za-z0-9_-]+ gets no link at all.
     vanity = vanity if isinstance(vanity, str) and is_safe_path_segment(vanity) else None

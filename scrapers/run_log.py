@@ -16,7 +16,7 @@ from typing import Iterator, Optional
 import sqlalchemy as sa
 from flask import current_app
 
-from database import utcnow
+from database import storable_text, utcnow
 from models import RUN_CANCELLED, RUN_FAILED, RUN_INTERRUPTED, RUN_RUNNING, RUN_SUCCESS, ScrapeRun, begin_write, db
 from scrapers.drift_guard import DriftBounds, RunFigures, RunHeld, compare_with_last_run, how_to_accept
 from scrapers.field_limits import fit_offers
@@ -65,7 +65,7 @@ def scrape_run(scraper: str, job: ScrapeJob) -> Iterator[ScrapeRun]:
 def _end_run(run_id: int, why: BaseException) -> None:
     """Log how a run that stored nothing ended; a run that ended already keeps its end."""
     outcome = getattr(why, "outcome", None)
-    message = str(why) if outcome else f"{type(why).__name__}: {why}"
+    message = storable_text(str(why) if outcome else f"{type(why).__name__}: {why}")
     db.session.execute(sa.update(ScrapeRun).where(ScrapeRun.id == run_id, ScrapeRun.outcome == RUN_RUNNING)
                        .values(outcome=ENDED_BY.get(outcome or "", RUN_FAILED), finished_at=utcnow(),
                                message=message))
