@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 from flask import Flask
 
-from database import utcnow
+from database import is_database_unavailable, utcnow
 from jobs.callables import load_callable
 from jobs.job import Job, describe_error
 from jobs.kinds import JobStopped
@@ -121,8 +121,9 @@ def _run(task: ChildTask, job: ChildJob) -> tuple[str, Any]:
     except (Exception, SystemExit) as exc:
         if job.stop_reason is not None and not job.committed:  # a closed connection may raise first
             return "stopped", job.stop_reason
-        return "failed", (*describe_error(exc), bool(getattr(exc, "retryable", False)),
-                          bool(getattr(exc, "expected", False)))
+        outage = is_database_unavailable(exc)  # temporary: worth another attempt, no traceback in the log
+        return "failed", (*describe_error(exc), outage or bool(getattr(exc, "retryable", False)),
+                          outage or bool(getattr(exc, "expected", False)))
 
 
 def _build_app(task: ChildTask) -> Flask:

@@ -76,7 +76,7 @@ def execute(state: QueueState, record: JobRecord, owner: str, shutdown: Shutdown
             if job.stop_reason is not None and not job.committed:  # e.g. a closed connection raised first
                 return _stopped(state, job, job.stop_reason, shutdown, claim_next)
             _log_failure(record, exc)
-            if _may_retry(state, record, exc) and _retry_later(state, job, exc):
+            if _may_retry(state, record, exc) and _retry_later(state, job, exc, shutdown):
                 return None
             return finish(state, job, JobStatus.FAILED, shutdown, exc=exc, claim_next=claim_next)
         except KeyboardInterrupt:
@@ -123,12 +123,18 @@ def _stopped(state: QueueState, job: Job, stop: JobStopped, shutdown: Shutdown,
 
 
 def _may_retry(state: QueueState, record: JobRecord, exc: BaseException) -> bool:
+    """A kind's retry rule, and for any kind a database that went away: an outage is temporary."""
     kind = state.kinds.get(record.name)
-    return kind is not None and record.attempts < record.max_attempts and kind.retry_if(exc)
+    return kind is not None and record.attempts < record.max_attempts and (
+        kind.retry_if(exc) or is_database_unavailable(exc))
 
 
-def _retry_later(state: QueueState, job: Job, exc: BaseException) -> bool:
-    """Queue the job again for its next attempt after a backoff; the error stays in its messages."""
+def _retry_later(state: QueueState, job: Job, exc: BaseException, shutdown: Shutdown) -> bool:
+    """Queue the job again for its next attempt after a backoff; the error stays in its messages.
+
+    A database that is away is waited for, as for any outcome; False (the
+    job fails instead) only when the write cannot be made at all.
+    """
     delay = retry_delay(job.attempts, float(state.config("JOBS_RETRY_BACKOFF")),
                         float(state.config("JOBS_RETRY_BACKOFF_MAX")))
     retry_at = utcnow() + timedelta(seconds=delay)
@@ -136,16 +142,20 @@ def _retry_later(state: QueueState, job: Job, exc: BaseException) -> bool:
             f"nächster Versuch in {delay:.3g} s")
     with job.write_lock:
         progress, total, pending = job.record_retry(note, retry_at)
-        try:
-            retried = not job.lost and state.store.retry_later(job.id, job.owner or "", retry_at, progress,
+
+    def write() -> bool:
+        job.settled = not job.lost and state.store.retry_later(job.id, job.owner or "", retry_at, progress,
                                                                total, pending)
-        except Exception as error:
-            log.error("job %s: could not queue it for a retry (%s); it fails instead", job.id, error)
-            return False
-        job.settled = retried
+        return job.settled
+
+    try:
+        retried = _until_stored(state, job, shutdown, write)
+    except Exception as error:
+        log.error("job %s: could not queue it for a retry (%s); it fails instead", job.id, error)
+        return False
     if retried:
         state.wake_workers()  # another worker's timed poll picks it up when it is due
-    return retried
+    return bool(retried)
 
 
 def _log_failure(record: JobRecord, exc: BaseException) -> None:
@@ -195,34 +205,52 @@ def finish(state: QueueState, job: Job, status: JobStatus, shutdown: Shutdown, r
     """
     with job.write_lock:
         final = job.record_outcome(status, result, exc)
-    owner, delay = job.owner or "", FINAL_WRITE_FIRST_BACKOFF
-    while True:
-        with job.write_lock:
-            try:
-                if job.lost:
-                    finished, following = False, None
-                elif claim_next is None or shutdown.requested.is_set():
-                    finished, following = state.store.finish(job.id, owner, **final), None
-                else:
-                    finished, following = state.store.finish_and_claim(job.id, owner, *claim_next, **final)
-                job.settled = True
-                break
-            except Exception as error:
-                if not is_database_unavailable(error):
-                    raise
-                state.outage.failed(error)
-        if shutdown.give_up_at is not None and time.monotonic() >= shutdown.give_up_at:
-            log.error("job %s: outcome not stored, the database stayed away until the stop; "
-                      "it runs again once its lease ends", job.id)
-            return None
-        shutdown.requested.wait(delay)
-        delay = min(delay * 2, FINAL_WRITE_MAX_BACKOFF)
-    state.outage.recovered()
+    owner = job.owner or ""
+
+    def write() -> tuple[bool, Optional[JobRecord]]:
+        if job.lost:
+            written: tuple[bool, Optional[JobRecord]] = (False, None)
+        elif claim_next is None or shutdown.requested.is_set():
+            written = (state.store.finish(job.id, owner, **final), None)
+        else:
+            written = state.store.finish_and_claim(job.id, owner, *claim_next, **final)
+        job.settled = True
+        return written
+
+    written = _until_stored(state, job, shutdown, write)
+    if written is None:
+        log.error("job %s: outcome not stored, the database stayed away until the stop; "
+                  "it runs again once its lease ends", job.id)
+        return None
+    finished, following = written
     if finished:
         announce_finished(state, job.snapshot_record())
     elif not job.lost:
         log.warning("job %s: lease lost before it finished; its outcome was not written", job.id)
     return following
+
+
+def _until_stored(state: QueueState, job: Job, shutdown: Shutdown, write: Callable[[], Any]) -> Any:
+    """Make an outcome's write (under the job's write lock), waiting out a database that is away.
+
+    Tried again first quickly, then every ``FINAL_WRITE_MAX_BACKOFF`` seconds,
+    until it is stored or, after a stop, the grace ends (then None).
+    """
+    delay = FINAL_WRITE_FIRST_BACKOFF
+    while True:
+        with job.write_lock:
+            try:
+                written = write()
+                state.outage.recovered()
+                return written
+            except Exception as error:
+                if not is_database_unavailable(error):
+                    raise
+                state.outage.failed(error)
+        if shutdown.give_up_at is not None and time.monotonic() >= shutdown.give_up_at:
+            return None
+        shutdown.requested.wait(delay)
+        delay = min(delay * 2, FINAL_WRITE_MAX_BACKOFF)
 
 
 def enforce_time_limits(state: QueueState) -> None:

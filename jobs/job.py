@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any, Callable, Iterator, Optional
 
-from database import utcnow
+from database import is_database_unavailable, utcnow
 from jobs.kinds import JobStopped
 from jobs.schema import JobRecord, Message
 from jobs.status import JobStatus
@@ -29,10 +29,18 @@ log = logging.getLogger(__name__)
 
 
 def describe_error(exc: BaseException) -> tuple[str, Optional[str]]:
-    """The error text and traceback a failed job keeps; an error relayed from a child brings its own."""
+    """The error text and traceback a failed job keeps; an error relayed from a child brings its own.
+
+    A database that went away is said in German, in one line, without the
+    statement and its parameters (those stay in the traceback).
+    """
     if hasattr(exc, "error_text"):
         return exc.error_text, getattr(exc, "traceback_text", None)
-    return f"{type(exc).__name__}: {exc}", "".join(tracebacks.format_exception(type(exc), exc, exc.__traceback__))
+    traceback = "".join(tracebacks.format_exception(type(exc), exc, exc.__traceback__))
+    if is_database_unavailable(exc):
+        cause = str(getattr(exc, "orig", None) or exc).strip()
+        return f"Datenbank nicht erreichbar: {cause.splitlines()[0] if cause else type(exc).__name__}", traceback
+    return f"{type(exc).__name__}: {exc}", traceback
 
 
 def too_late(stop: JobStopped) -> str:

@@ -26,7 +26,7 @@ from scrapers.progress import ScrapeJob, committing
 from scrapers.store import Offer, write_offers
 
 ENDED_BY = {"cancelled": RUN_CANCELLED, "interrupted": RUN_INTERRUPTED}  # a stop's outcome; else failed
-LOST = "Prozess des Laufs verloren, bevor er endete"
+LOST = "Lauf endete ohne Abschluss (Prozess beendet oder Datenbank nicht erreichbar)"
 
 
 @contextmanager

@@ -145,3 +145,34 @@ def test_an_enqueue_rides_out_a_short_outage(outage_app) -> None:
     threading.Timer(0.4, proxy.restore).start()
     response = client.post("/admin/run_scraper", headers=bearer)
     assert response.status_code == 202, response.get_data(as_text=True)
+
+
+def test_a_scrape_through_an_outage_is_retried_with_a_german_error_and_its_run_is_closed(outage_app) -> None:
+    """The database goes away while a scrape's child fetches; its store fails: an outage is temporary."""
+    from loopback_sources import live_partner_pages, serve_sources
+    from models import RUN_FAILED, RUN_SUCCESS, ScrapeRun, db
+
+    app, proxy = outage_app
+    with serve_sources(live_partner_pages(40, 2000), [], latency=0.1) as portal:  # about 2 s of fetching
+        app.config.update(SCRAPER_SOURCES="online", MILES_AND_MORE_SITEMAP_URL=f"{portal.base}/sitemap.xml",
+                          SCRAPER_ALLOWED_HOSTS=portal.base.removeprefix("http://"), SCRAPER_HOST_CONCURRENCY=2,
+                          SCRAPER_MIN_INTERVAL=0, JOBS_RETRY_BACKOFF=0.5, JOBS_FLUSH_INTERVAL=0.05,
+                          JOBS_POLL_INTERVAL=0.1)
+        with app.app_context():
+            job_id = job_queue.submit("miles_and_more").job_id
+            job_queue.start()
+            assert _wait(lambda: job_queue.get_job(job_id).progress >= 5, 30)
+            proxy.cut()  # until after the fetching: the child's store finds no database
+            time.sleep(4.0)
+            proxy.restore()
+            assert _wait(lambda: job_queue.get_job(job_id).status.is_final, 60), job_queue.get_job(job_id).to_dict()
+            job = job_queue.get_job(job_id)
+            db.session.remove()
+            db.engine.dispose()  # this test's own pooled connections did not live through the cut
+            runs = db.session.scalars(db.select(ScrapeRun.outcome).where(ScrapeRun.job_id == job_id)
+                                      .order_by(ScrapeRun.id)).all()
+    assert job.status is JobStatus.COMPLETED and job.attempts == 2, job.to_dict()
+    failed = [m["message"] for m in job.messages if m["message"].startswith("Versuch 1 von")]
+    assert failed and "Datenbank nicht erreichbar" in failed[0], [m["message"] for m in job.messages]
+    assert "SELECT" not in failed[0] and "INSERT" not in failed[0] and "UPDATE" not in failed[0]
+    assert list(runs) == [RUN_FAILED, RUN_SUCCESS]  # the first attempt's run is not left "running"
