@@ -19,8 +19,9 @@ from typing import Any, Callable, Optional
 
 from database import is_database_unavailable
 from jobs.child import lower_priority
-from jobs.execution import Shutdown, announce_finished, enforce_time_limits, execute, give_back_running, write_progress
+from jobs.execution import enforce_time_limits, execute, give_back_running
 from jobs.identity import owner_name
+from jobs.outcome import Shutdown, announce_finished, write_progress
 from jobs.schema import JobRecord
 from jobs.sql import NOTIFY_CHANNEL
 from jobs.state import QueueState
