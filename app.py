@@ -201,9 +201,10 @@ def create_app(
     # `flask worker` delivers too: its start checks run once, before it takes jobs.
     job_queue.add_start_check(app, lambda: webhook_dispatcher.start_automatically(app))
 
-    from views import (admin, auth, error_pages, history, labels, outage, run_cli, schedules, security, shops,
+    from views import (admin, auth, error_pages, history, ids, labels, outage, run_cli, schedules, security, shops,
                        timezone, webhook_admin)
 
+    ids.init_app(app)  # before the blueprints: their routes use its converters
     security.init_app(app)
     outage.init_app(app)
     auth.init_app(app)

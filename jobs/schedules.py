@@ -19,7 +19,7 @@ from typing import Callable, Optional
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from sqlalchemy.engine import Engine
 
 from database import utcnow
@@ -51,6 +51,10 @@ def validate(expression: str) -> str:
             f"„{tidy[:80]}“ ist kein gültiger Cron-Ausdruck: fünf Felder erwartet "
             "(Minute Stunde Tag Monat Wochentag), z. B. „30 3 * * *“ für täglich 3:30 Uhr"
         )
+    try:  # valid, yet maybe never due (31 February): croniter gives up after some years of searching
+        croniter(tidy, datetime(2000, 1, 1)).get_next(datetime)
+    except CroniterBadDateError as error:
+        raise ScheduleError(f"„{tidy[:80]}“ wird nie fällig: kein Kalendertag passt zu allen Feldern") from error
     return tidy
 
 

@@ -22,6 +22,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from database import utcnow
 from models import AdminUser, ApiToken, begin_write, db
+from views.ids import parse_row_id
 from views.passwords import password_problem
 from views.token_cache import token_cache
 from views.private_files import forget_initial_password, initial_password_path, write_private_file
@@ -65,7 +66,8 @@ def set_admin_password(username: str, password: str) -> AdminUser:
 
 def verify_login(username: str, password: str) -> Optional[AdminUser]:
     """Return the admin when the password is right; the same work either way."""
-    if len(username) > MAX_USERNAME_LENGTH or len(password) > MAX_PASSWORD_LENGTH:
+    # No user name holds a NUL (PostgreSQL cannot even compare one): a wrong login, not a query.
+    if len(username) > MAX_USERNAME_LENGTH or len(password) > MAX_PASSWORD_LENGTH or "\x00" in username:
         check_password_hash(_DUMMY_HASH, "")
         return None
     user = db.session.scalar(sa.select(AdminUser).where(AdminUser.username == username))
@@ -108,8 +110,9 @@ def api_client_for(raw: str) -> Optional[str]:
     configured = current_app.config.get("ADMIN_API_TOKEN") or ""
     if configured and hmac.compare_digest(raw.encode(), configured.encode()):
         return "ADMIN_API_TOKEN"
-    token_id, _, secret = raw.partition(".")
-    if not token_id.isdigit() or not secret:
+    raw_id, _, secret = raw.partition(".")
+    token_id = parse_row_id(raw_id)
+    if token_id is None or not secret:
         return None
     digest = _token_hash(secret)
     key = f"{token_id}.{digest}"
@@ -117,7 +120,7 @@ def api_client_for(raw: str) -> Optional[str]:
     client = cache.get(key)
     if client is not None:
         return client
-    token = db.session.get(ApiToken, int(token_id))
+    token = db.session.get(ApiToken, token_id)
     if token is None or token.revoked_at is not None or not hmac.compare_digest(token.token_hash, digest):
         db.session.rollback()
         return None
@@ -125,7 +128,7 @@ def api_client_for(raw: str) -> Optional[str]:
     db.session.rollback()  # end the read; a write, when due, takes the write lock first
     if last_used is None or now - last_used >= LAST_USED_PRECISION:
         begin_write()
-        db.session.execute(sa.update(ApiToken).where(ApiToken.id == int(token_id)).values(last_used_at=now))
+        db.session.execute(sa.update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
         db.session.commit()
     cache.put(key, name)
     return name

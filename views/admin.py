@@ -24,6 +24,7 @@ from views.access import wants_json
 from views.admin_guard import guard_admin_blueprint
 from views.errors import quoted
 from views.job_filters import FilterError, has_filters, parse_filters
+from views.submitted import submitted_data
 from views.timezone import site_zone
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -119,7 +120,7 @@ def conditional_json(payload: dict[str, Any]) -> Response:
     return response.make_conditional(request)
 
 
-@bp.get("/job_status/<job_id>")
+@bp.get("/job_status/<job_id:job_id>")
 def job_status(job_id: str) -> Response:
     """Return one job in the seed's JSON shape."""
     job = job_queue.get_job(job_id)
@@ -128,7 +129,7 @@ def job_status(job_id: str) -> Response:
     return conditional_json(job.to_dict())
 
 
-@bp.post("/jobs/<job_id>/cancel")
+@bp.post("/jobs/<job_id:job_id>/cancel")
 def cancel_job(job_id: str) -> Any:
     """Cancel a job: a queued one at once, a running one at its next progress step; 409 when it ended."""
     before = job_queue.cancel(job_id)
@@ -160,8 +161,7 @@ def jobs() -> Any:
 
 
 def _max_age_hours() -> float:
-    body = request.get_json(silent=True) if request.is_json else None
-    raw = body.get("max_age_hours") if isinstance(body, dict) else request.values.get("max_age_hours")
+    raw = submitted_data().get("max_age_hours")
     if raw is None:
         return 24.0
     try:
@@ -200,7 +200,7 @@ def runs() -> Any:
     return jsonify([_run_dict(run) for run in _recent_runs()])
 
 
-@bp.post("/runs/<int:run_id>/accept")
+@bp.post("/runs/<id:run_id>/accept")
 def accept_run(run_id: int) -> Any:
     """Apply a run the drift guard held (404 unknown, 409 not held, accepted already or superseded)."""
     client = g.get("api_client")

@@ -33,7 +33,7 @@ STATS_RUN_LIMIT = 200  # shop counts over time: the newest applied runs of all p
 guard_admin_blueprint(bp, API_ENDPOINTS)
 
 
-@bp.get("/jobs/<job_id>")
+@bp.get("/jobs/<job_id:job_id>")
 def job_page(job_id: str) -> Any:
     """One job: status, timings, attempts, result, error and its whole message log (JSON: its to_dict)."""
     job = job_queue.get_job(job_id)

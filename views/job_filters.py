@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from job_queue import JobStatus
 from views.errors import quoted
+from views.ids import is_job_id
 
 MAX_LIMIT, DEFAULT_LIMIT = 200, 20
 FILTER_KEYS = ("name", "status", "since", "until", "limit", "before")
@@ -48,9 +49,11 @@ def _moment(raw: str, key: str, zone: ZoneInfo, end_of_day: bool) -> datetime:
             local = datetime.combine(day, time(0), tzinfo=zone)
             return local.astimezone(timezone.utc).replace(tzinfo=None)
         moment = datetime.fromisoformat(text)
+        return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
     except ValueError as error:
         raise FilterError(f"{key} muss ein Datum oder eine Zeit nach ISO 8601 sein, nicht {quoted(raw)}") from error
-    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+    except OverflowError as error:  # the first or last day of the calendar, moved to UTC or to the next day
+        raise FilterError(f"{key} liegt zu nah am Anfang oder Ende des Kalenders: {quoted(raw)}") from error
 
 
 def parse_filters(args: Mapping[str, str], kinds: set[str], zone: ZoneInfo) -> JobFilters:
@@ -63,13 +66,15 @@ def parse_filters(args: Mapping[str, str], kinds: set[str], zone: ZoneInfo) -> J
         raise FilterError(f"status muss einer von {', '.join(item.value for item in JobStatus)} sein, "
                           f"nicht {quoted(status)}")
     raw_limit = (args.get("limit") or "").strip()
-    if raw_limit and not (raw_limit.isdigit() and 1 <= int(raw_limit) <= MAX_LIMIT):
+    if raw_limit and not (raw_limit.isascii() and raw_limit.isdigit() and 1 <= int(raw_limit) <= MAX_LIMIT):
         raise FilterError(f"limit muss eine ganze Zahl von 1 bis {MAX_LIMIT} sein, nicht {quoted(raw_limit)}")
     since = _moment(args["since"], "since", zone, False) if args.get("since") else None
     until = _moment(args["until"], "until", zone, True) if args.get("until") else None
     if since and until and since >= until:
         raise FilterError("since muss vor until liegen")
-    before = (args.get("before") or "").strip()[:36] or None
+    before = (args.get("before") or "").strip() or None
+    if before is not None and not is_job_id(before):
+        raise FilterError(f"before muss die ID eines Jobs sein, nicht {quoted(before)}")
     return JobFilters(name, status, since, until, int(raw_limit) if raw_limit else DEFAULT_LIMIT, before)
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, url_for
 
 from jobs.schedules import Schedule, ScheduleError, Schedules
 from scrapers.registry import SCRAPERS_BY_NAME
 from views.access import wants_json
 from views.admin_guard import guard_admin_blueprint
+from views.errors import quoted
+from views.submitted import submitted_data, submitted_flag
 from views.timezone import local
 
 bp = Blueprint("schedules", __name__, url_prefix="/admin/schedules")
@@ -55,13 +57,12 @@ def index() -> Any:
 @bp.post("/<name>")
 def update(name: str) -> Any:
     """Change one schedule; a bad expression is refused with a German message and nothing is saved."""
-    data = request.get_json(silent=True) if request.is_json else request.form
-    if not hasattr(data, "get"):
-        data = {}
-    expression = str(data.get("expression", ""))[:200]
-    enabled = str(data.get("enabled", "")).lower() in ("1", "true", "on", "yes")
+    data = submitted_data()
+    expression, enabled = data.get("expression", ""), submitted_flag(data, "enabled")
+    if not isinstance(expression, str):
+        abort(400, description=f"expression muss ein Text sein, nicht {quoted(expression)}")
     try:
-        schedule = _schedules().update(name, expression, enabled)
+        schedule = _schedules().update(name, expression[:200], enabled)
     except ScheduleError as error:
         if wants_json():
             return jsonify(error=str(error)), 400

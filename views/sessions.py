@@ -21,6 +21,7 @@ from flask import current_app, flash, session
 from flask_login import login_user, logout_user
 
 from models import AdminUser, begin_write, db
+from views.ids import parse_row_id
 
 LOGIN_AT, SEEN_AT = "_login_at", "_seen_at"
 # The last-used time is written back at most this often (seconds): every write
@@ -66,10 +67,11 @@ def _expired() -> bool:
 
 def load_admin(login_id: str) -> Optional[AdminUser]:
     """Flask-Login's user loader: the admin of a live session, else None (and the session ends)."""
-    user_id, _, token = login_id.partition(":")
-    if not user_id.isdigit() or not token or _expired():
+    raw_id, _, token = login_id.partition(":")
+    user_id = parse_row_id(raw_id)
+    if user_id is None or not token or _expired():
         return _ended()
-    user = db.session.get(AdminUser, int(user_id))
+    user = db.session.get(AdminUser, user_id)
     if user is None or not hmac.compare_digest(user.session_token.encode(), token.encode()):
         return _ended()
     moment = int(now())

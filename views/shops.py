@@ -68,7 +68,7 @@ def index() -> str:
     )
 
 
-@bp.get("/shop/<int:shop_id>")
+@bp.get("/shop/<id:shop_id>")
 def shop(shop_id: int) -> str:
     """Show one merchant across programmes with the rate history chart."""
     if not 1 <= shop_id <= MAX_SHOP_ID:

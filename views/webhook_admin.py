@@ -104,13 +104,13 @@ def _render_endpoint(endpoint: WebhookEndpoint, form: Optional[EndpointForm] = N
     return _no_store(page, status)
 
 
-@bp.get("/<int:endpoint_id>")
+@bp.get("/<id:endpoint_id>")
 def show(endpoint_id: int) -> Any:
     """One endpoint: edit it, switch it, test it, and its recorded attempts."""
     return _render_endpoint(_endpoint_or_404(endpoint_id))
 
 
-@bp.post("/<int:endpoint_id>")
+@bp.post("/<id:endpoint_id>")
 def update(endpoint_id: int) -> Any:
     """Change an endpoint's URL, events and switch."""
     endpoint = _endpoint_or_404(endpoint_id)
@@ -125,7 +125,7 @@ def update(endpoint_id: int) -> Any:
     return redirect(url_for("webhooks.show", endpoint_id=endpoint.id))
 
 
-@bp.post("/<int:endpoint_id>/enabled")
+@bp.post("/<id:endpoint_id>/enabled")
 def switch(endpoint_id: int) -> Response:
     """Enable (``enabled=1``) or disable an endpoint."""
     endpoint = _endpoint_or_404(endpoint_id)
@@ -134,7 +134,7 @@ def switch(endpoint_id: int) -> Response:
     return redirect(url_for("webhooks.show", endpoint_id=endpoint.id))
 
 
-@bp.post("/<int:endpoint_id>/test")
+@bp.post("/<id:endpoint_id>/test")
 def test(endpoint_id: int) -> Response:
     """Send the endpoint a signed test event; its attempt appears on the endpoint's page."""
     endpoint = _endpoint_or_404(endpoint_id)
@@ -144,7 +144,7 @@ def test(endpoint_id: int) -> Response:
     return redirect(url_for("webhooks.show", endpoint_id=endpoint.id))
 
 
-@bp.post("/<int:endpoint_id>/secret")
+@bp.post("/<id:endpoint_id>/secret")
 def secret(endpoint_id: int) -> Any:
     """Replace the endpoint's secret; the answer shows the new one, this once."""
     endpoint = _endpoint_or_404(endpoint_id)
@@ -153,7 +153,7 @@ def secret(endpoint_id: int) -> Any:
     return _render_endpoint(endpoint, new_secret=new_secret)
 
 
-@bp.post("/<int:endpoint_id>/delete")
+@bp.post("/<id:endpoint_id>/delete")
 def delete(endpoint_id: int) -> Response:
     """Delete an endpoint with its deliveries and attempts."""
     endpoint = _endpoint_or_404(endpoint_id)
