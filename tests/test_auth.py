@@ -252,9 +252,9 @@ def test_first_start_creates_one_admin_with_a_password_in_a_private_file(app: Fl
 
 def test_cli_creates_admins_and_tokens(app: Flask) -> None:
     runner = app.test_cli_runner()
-    result = runner.invoke(args=["create-admin", "erika", "--password", "kurz"])
+    result = runner.invoke(args=["create-admin", "erika", "--password-stdin"], input="kurz\n")
     assert result.exit_code != 0 and "mindestens 12" in result.output
-    result = runner.invoke(args=["create-admin", "erika", "--password", "lang-genug-fuer-erika"])
+    result = runner.invoke(args=["create-admin", "erika", "--password-stdin"], input="lang-genug-fuer-erika\n")
     assert result.exit_code == 0
     token = runner.invoke(args=["create-token", "cron"]).output.strip()
     client = app.test_client()

@@ -73,7 +73,8 @@ def test_a_password_change_deletes_the_first_start_password_file(make_app, tmp_p
         ensure_first_admin()
     password_file = Path(app.instance_path) / "initial-admin-password"
     assert password_file.exists()
-    changed = app.test_cli_runner().invoke(args=["create-admin", "admin", "--password", "mein-eigenes-Passwort-9"])
+    changed = app.test_cli_runner().invoke(args=["create-admin", "admin", "--password-stdin"],
+                                                 input="mein-eigenes-Passwort-9\n")
     assert changed.exit_code == 0, changed.output
     assert not password_file.exists()
 

@@ -55,7 +55,8 @@ def test_cookie_replayed_after_a_password_change_is_refused(app: Flask) -> None:
     create_admin(app)
     browser = log_in(app)
     cookie, token = browser.get_cookie("session").value, browser.csrf_token
-    changed = app.test_cli_runner().invoke(args=["create-admin", ADMIN_USER, "--password", "ganz-neues-Passwort-7"])
+    changed = app.test_cli_runner().invoke(args=["create-admin", ADMIN_USER, "--password-stdin"],
+                                                 input="ganz-neues-Passwort-7\n")
     assert changed.exit_code == 0, changed.output
     assert_session_refused(browser, token)
     assert_session_refused(replay(app, cookie), token)

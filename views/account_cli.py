@@ -14,10 +14,19 @@ from views.timezone import local_time
 @click.command("create-admin")
 @with_appcontext
 @click.argument("username")
-@click.password_option(help=f"at least {MIN_PASSWORD_LENGTH} characters, not a common password; "
-                             "asked for when missing")
-def create_admin_command(username: str, password: str) -> None:
-    """Create an admin, or reset an existing admin's password (ending its sessions)."""
+@click.option("--password-stdin", is_flag=True,
+              help="read the password from the first line of standard input (for scripts); "
+                   "without it, it is asked for, hidden, twice")
+def create_admin_command(username: str, password_stdin: bool) -> None:
+    """Create an admin, or reset an existing admin's password (ending its sessions).
+
+    The password is never an argument: one would stand in ``ps`` and the shell's history.
+    """
+    if password_stdin:
+        password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+    else:
+        password = click.prompt(f"Passwort (mindestens {MIN_PASSWORD_LENGTH} Zeichen)", hide_input=True,
+                                confirmation_prompt="Passwort wiederholen")
     try:
         set_admin_password(username, password)
     except ValueError as exc:
