@@ -139,6 +139,11 @@ def _load_config(app: Flask, config: Optional[Mapping[str, Any]]) -> None:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret_key(app)
     app.config["SQLALCHEMY_DATABASE_URI"] = _database_uri(app)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        # After a database restart every pooled connection is dead: test each at checkout (one
+        # round trip) rather than fail a page or a webhook delivery on each, logging a new outage.
+        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True, **options}
     if app.config["SCRAPER_SOURCES"] not in (SOURCES_ONLINE, SOURCES_OFFLINE):
         raise ValueError(
             f"SCRAPER_SOURCES must be 'online' or 'offline', not {app.config['SCRAPER_SOURCES']!r}"

@@ -142,6 +142,9 @@ class Connections:
             raise
         finally:
             if _is_broken(connection.driver_connection):
-                connection.invalidate()  # the server went away: never hand this one out again
+                # The server went away: not this one nor the idle others (they went with it, and
+                # each would fail one later call, a new "outage" in the log each time).
+                connection.invalidate()
+                self.engine.dispose(close=False)
             else:
                 connection.close()  # back to the pool

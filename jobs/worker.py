@@ -219,14 +219,15 @@ class Worker:
             try:
                 with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self.state.outage.recovered()
                     while True:
                         with self.condition:
                             if self.stopping:
                                 return
                         for _ in conn.notifies(timeout=1.0, stop_after=1):
                             self.wake()
-            except psycopg.Error:
-                log.exception("job listener lost its PostgreSQL connection; reconnecting")
+            except psycopg.Error as error:  # an outage is one line when it starts and one when it ends
+                _report(self.state, error, "job listener (reconnecting)")
                 with self.condition:
                     if self.stopping:
                         return

@@ -176,3 +176,24 @@ def test_a_scrape_through_an_outage_is_retried_with_a_german_error_and_its_run_i
     assert failed and "Datenbank nicht erreichbar" in failed[0], [m["message"] for m in job.messages]
     assert "SELECT" not in failed[0] and "INSERT" not in failed[0] and "UPDATE" not in failed[0]
     assert list(runs) == [RUN_FAILED, RUN_SUCCESS]  # the first attempt's run is not left "running"
+
+
+def test_an_outage_costs_the_postgresql_listener_two_lines_and_no_traceback(outage_app, caplog,
+                                                                            tmp_path: Path) -> None:
+    app, proxy = outage_app
+    log_path = tmp_path / "runs.log"
+    with app.app_context():
+        job_queue.start()
+    time.sleep(0.5)  # the listener is connected
+    with caplog.at_level(logging.INFO):
+        proxy.cut()
+        time.sleep(4.0)  # several reconnection attempts at JOBS_POLL_INTERVAL (1 s)
+        proxy.restore()
+        with app.app_context():
+            job_id = job_queue.enqueue(counted_run, args=(str(log_path), 0.0))
+            assert _wait(lambda: job_queue.get_job(job_id).status is JobStatus.COMPLETED, 30)
+        time.sleep(1.5)  # the listener is back
+    noisy = [record for record in caplog.records if record.exc_info]
+    assert noisy == [], [record.getMessage() for record in noisy]
+    warnings = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+    assert len(warnings) <= 2 and "nicht erreichbar" in warnings[0], warnings
