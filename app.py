@@ -177,13 +177,18 @@ def _database_uri(app: Flask) -> str:
 
 
 def create_app(
-    config: Optional[Mapping[str, Any]] = None, instance_path: Optional[str] = None
+    config: Optional[Mapping[str, Any]] = None, instance_path: Optional[str] = None, serving: Optional[bool] = None
 ) -> Flask:
     """Create the app; ``config`` overrides everything else (used by tests).
 
     The instance folder is ``instance_path``, else the environment's
-    ``INSTANCE_PATH``, else ``instance/`` beside this file.
+    ``INSTANCE_PATH``, else ``instance/`` beside this file. Only a serving
+    process starts threads (job workers, webhook delivery) and refuses to
+    start on a schema problem: ``serving`` says whether this is one; left
+    out, only ``flask run`` is (gunicorn starts ``create_web_app()``; a
+    script, a shell or another ``flask`` command gets an app without threads).
     """
+    serving = _is_flask_run() if serving is None else serving
     app = Flask(__name__, instance_relative_config=True,
                 instance_path=instance_path or os.environ.get("INSTANCE_PATH") or None)
     app.request_class = BoundedRequest
@@ -196,7 +201,7 @@ def create_app(
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     _configure_sqlite(app)
     with app.app_context():
-        database_problem = _prepare_database(app)
+        database_problem = _prepare_database(app, serving)
     job_queue.init_app(app, app_factory="app:create_job_app")
     _register_scrapers(app, schedules=database_problem is None)
     if database_problem is not None:  # a CLI command such as `flask db upgrade` may still run; a worker not
@@ -226,17 +231,22 @@ def create_app(
     url_secrets.init_app(app)
 
     # The default shape: this process serves the web and runs the jobs.
-    if app.config["JOBS_AUTOSTART"] and app.config["JOBS_RUN_IN_WEB"] and not app.testing and _serving():
+    if app.config["JOBS_AUTOSTART"] and app.config["JOBS_RUN_IN_WEB"] and not app.testing and serving:
         with app.app_context():
             job_queue.start()
             job_queue.warm_up()  # the first scrape should not wait for the fork server's start
         _stop_jobs_warmly_at_exit(app)
     # A serving process delivers webhooks (retries due from before a restart, test events) in any shape.
-    if database_problem is None and not app.testing and _serving():
+    if database_problem is None and not app.testing and serving:
         webhook_dispatcher.start_automatically(app)
-    if not app.testing and _serving():
+    if not app.testing and serving:
         tune_for_serving(app.config)  # last: everything start-up made is in place
     return app
+
+
+def create_web_app() -> Flask:
+    """The app of a web server process (gunicorn: ``"app:create_web_app()"``): it serves, runs jobs, delivers webhooks."""
+    return create_app(serving=True)
 
 
 def create_job_app(config: Mapping[str, Any], instance_path: str) -> Flask:
@@ -303,7 +313,7 @@ def _refuse_to_start(problem: str) -> None:
     raise SystemExit(f"Start abgebrochen: {problem}")
 
 
-def _prepare_database(app: Flask) -> Optional[str]:
+def _prepare_database(app: Flask, serving: bool) -> Optional[str]:
     """Bring the schema up to date, then the rows every start needs (see README "Deployment").
 
     Serving (``flask run``, gunicorn) on a database that cannot be prepared
@@ -330,7 +340,7 @@ def _prepare_database(app: Flask) -> Optional[str]:
     except (SchemaError, sa.exc.OperationalError) as exc:
         problem = str(exc) if isinstance(exc, SchemaError) else f"Datenbank nicht nutzbar: {exc.orig}"
         db.session.rollback()
-        if _serving():
+        if serving or click.get_current_context(silent=True) is None:  # not a CLI command that may mend it
             _refuse_to_start(problem)
         log.warning("%s", problem)  # e.g. `flask db upgrade`, which is about to mend it
         return problem
@@ -360,7 +370,7 @@ def _configure_sqlite(app: Flask) -> None:
             configure_sqlite_engine(db.engine)
 
 
-def _serving() -> bool:
-    """Tell a server start (``flask run``, gunicorn) from other CLI commands."""
+def _is_flask_run() -> bool:
+    """Whether this is ``flask run``: the one CLI command that serves."""
     context = click.get_current_context(silent=True)
-    return context is None or context.info_name == "run"
+    return context is not None and context.info_name == "run"

@@ -133,7 +133,7 @@ def server_command(server: str, port: int) -> list[str]:
     if server == "gunicorn" or server.startswith("gunicorn:"):
         workers, threads = gunicorn_counts(server)
         return [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", str(workers), "--threads", str(threads),
-                "-b", f"127.0.0.1:{port}", "app:create_app()"]
+                "-b", f"127.0.0.1:{port}", "app:create_web_app()"]
     raise ValueError(f"unknown server {server!r}: flask, gunicorn or gunicorn:WxT")
 
 

@@ -54,7 +54,7 @@ def test_gunicorn_as_the_readme_runs_it_names_no_versions_and_logs_no_token(tmp_
     env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp_path / 'web.sqlite'}", SECRET_KEY="test-only-secret",
                INSTANCE_PATH=str(tmp_path / "instance"), JOBS_RUN_IN_WEB="0")
     command = [sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "4", "-b", f"127.0.0.1:{port}",
-               "--access-logfile", str(access_log), "app:create_app()"]
+               "--access-logfile", str(access_log), "app:create_web_app()"]
     token_shaped = "17." + "A" * 43
     with serving_process(command, env, f"http://127.0.0.1:{port}/"):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:

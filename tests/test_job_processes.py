@@ -199,7 +199,7 @@ def test_job_status_from_several_web_processes(make_app, workers, tmp_path: Path
     web.start(
         [sys.executable, "-m", "gunicorn", "-w", "3", "-b", f"127.0.0.1:{port}",
          "--access-logfile", str(access_log), "--access-logformat", "%(p)s %(s)s",
-         "app:create_app()"],
+         "app:create_web_app()"],
         cwd=REPO, env=process_env(url, JOBS_RUN_IN_WEB=0),
     )
     try:

@@ -49,7 +49,7 @@ class Server:
             command = [sys.executable, "-m", "flask", "--app", "app", "run", "--port", str(port), "--no-reload"]
         elif self.kind == "gunicorn":
             command = [sys.executable, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{port}",
-                       "--graceful-timeout", "30", "app:create_app()"]
+                       "--graceful-timeout", "30", "app:create_web_app()"]
         else:
             command = [sys.executable, "-m", "flask", "--app", "app", "worker"]
         self.process = self.group.start(command, cwd=REPO, env=process_env(self.url, **self.settings),
