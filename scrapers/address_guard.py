@@ -30,7 +30,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any, Iterable, Optional, Union
 from urllib.parse import urlsplit
 
 from requests.adapters import HTTPAdapter
@@ -38,9 +38,9 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
+from scrapers.dns_lookup import AddrInfo, Resolver, lookup
+
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
-AddrInfo = tuple[int, int, int, str, tuple]
-Resolver = Callable[..., list[AddrInfo]]
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NUMERIC_PART = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*")
@@ -131,11 +131,12 @@ class AddressGuard:
         name = host.strip("[]").lower()
         return (name, None) in self._allowed or (name, port) in self._allowed
 
-    def resolve(self, host: str, port: int) -> list[AddrInfo]:
+    def resolve(self, host: str, port: int, timeout: Optional[float] = None) -> list[AddrInfo]:
         """Return the addresses to connect to for ``host:port``, every one of them checked.
 
         Raises ``AddressRefused`` when any address is internal (unless the host
-        is allow-listed) and ``socket.gaierror`` when the name does not resolve.
+        is allow-listed) and ``socket.gaierror`` when the name does not resolve
+        (``LookupTimeout`` when it does not within ``timeout`` seconds).
         """
         literal = parse_ip_literal(host)
         if literal is not None:
@@ -143,7 +144,7 @@ class AddressGuard:
             sockaddr = (str(literal), port, 0, 0) if literal.version == 6 else (str(literal), port)
             infos: list[AddrInfo] = [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr)]
         else:
-            infos = (self._resolver or socket.getaddrinfo)(host, port, 0, socket.SOCK_STREAM)
+            infos = lookup(host, port, timeout, self._resolver)
         if self.is_allowed(host, port):
             return infos
         for info in infos:
@@ -153,9 +154,9 @@ class AddressGuard:
                 raise AddressRefused(host, str(address), reason)
         return infos
 
-    def check(self, host: str, port: int) -> None:
+    def check(self, host: str, port: int, timeout: Optional[float] = None) -> None:
         """Raise ``AddressRefused`` (or ``socket.gaierror``) unless ``host:port`` may be fetched."""
-        self.resolve(host, port)
+        self.resolve(host, port, timeout)
 
     def connect(
         self,
@@ -165,9 +166,12 @@ class AddressGuard:
         source_address: Optional[tuple[str, int]] = None,
         socket_options: Optional[Iterable[tuple[int, int, Any]]] = None,
     ) -> socket.socket:
-        """Resolve, check and connect in one step: the socket goes to an address just checked."""
+        """Resolve, check and connect in one step: the socket goes to an address just checked.
+
+        The look-up counts against ``timeout`` too: a slow resolver cannot stretch a connect.
+        """
         last_error: Optional[OSError] = None
-        for family, kind, proto, _, sockaddr in self.resolve(host, port):
+        for family, kind, proto, _, sockaddr in self.resolve(host, port, timeout):
             sock = socket.socket(family, kind, proto)
             try:
                 for option in socket_options or ():

@@ -16,6 +16,7 @@ import socket
 import ssl
 from typing import Iterator, Optional
 
+from scrapers.dns_lookup import LookupTimeout
 from scrapers.errors import ScrapeError
 
 OFFLINE_HINT = "ohne Internetzugang: Offline-Modus mit SCRAPER_SOURCES=offline"
@@ -94,6 +95,9 @@ def describe_network_error(exc: BaseException, host: str, port: Optional[int] = 
     if tls is not None or "SSLError" in names:
         detail = getattr(tls, "verify_message", None) or getattr(tls, "reason", None)
         return f"TLS-Fehler bei {host}" + (f": {detail}" if detail else "")
+    slow_lookup = _find(exc, LookupTimeout)
+    if slow_lookup is not None:
+        return _with_hint(f"Host nicht erreichbar (DNS): {slow_lookup.args[1]}")
     if _find(exc, socket.gaierror) is not None or "NameResolutionError" in names:
         return _with_hint(f"Host nicht erreichbar (DNS): {host} lässt sich nicht auflösen")
     if _find(exc, ConnectionRefusedError) is not None:

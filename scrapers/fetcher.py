@@ -173,7 +173,11 @@ class Fetcher:
         budget: Optional[RequestBudget] = None
         with ExitStack() as stack:
             for hop in range(self.settings.max_redirects + 1):
-                target = self._target(url)
+                # The look-up counts against the budget (before the first request: all of it, up to the cap).
+                lookup_seconds = budget.remaining() if budget else self.settings.total_timeout
+                if cap is not None:
+                    lookup_seconds = min(lookup_seconds, cap - time.monotonic())
+                target = self._target(url, lookup_seconds)
                 if check_robots:
                     self._check_robots(target, budget.deadline if budget else cap)
                 gate = self._gates[target.origin]
@@ -192,19 +196,19 @@ class Fetcher:
                 log.debug("redirect %d from %s to %s", hop + 1, target.url, url)
         raise FetchError(f"Mehr als {self.settings.max_redirects} Weiterleitungen ab {start_url}: abgebrochen")
 
-    def _target(self, url: str) -> _Target:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise FetchError(f"Ungültige URL {url!r}: nur http(s) mit Hostname wird abgerufen")
+    def _target(self, url: str, lookup_timeout: float) -> _Target:
         try:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise FetchError(f"Ungültige URL {url!r}: nur http(s) mit Hostname wird abgerufen")
             port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError as exc:
+        except ValueError as exc:  # "http://[::1", a port out of range
             raise FetchError(f"Ungültige URL {url!r}: {exc}") from exc
         host = parts.hostname
         bracketed = f"[{host}]" if ":" in host else host  # IPv6 literal
         target = _Target(parts._replace(fragment="").geturl(), host, port, f"{parts.scheme}://{bracketed}:{port}")
         try:
-            self._guard.check(host, port)
+            self._guard.check(host, port, max(lookup_timeout, 0.001))
         except AddressRefused as exc:
             raise AddressNotAllowed(f"{exc} (URL {target.url})") from exc
         except (socket.gaierror, UnicodeError) as exc:
@@ -216,7 +220,11 @@ class Fetcher:
         if not location:
             raise FetchError(f"HTTP {response.status_code} ohne Weiterleitungsziel für {target.url}",
                              status=response.status_code)
-        return urljoin(target.url, location)
+        try:
+            return urljoin(target.url, location)
+        except ValueError as exc:  # "http://[::1": not even a URL
+            raise FetchError(f"Ungültige URL {location[:200]!r} als Weiterleitungsziel von {target.url}: {exc}") \
+                from exc
 
     def _wait_for_slot(self, gate: HostGate, target: _Target, budget: Optional[RequestBudget],
                        pause: float = 0.0) -> None:

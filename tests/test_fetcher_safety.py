@@ -61,6 +61,13 @@ def test_redirect_to_another_internal_host_or_port_is_refused(
     assert other_server.hits["/secret"] == 0 and server.hits["/secret"] == 0
 
 
+@pytest.mark.parametrize("location", ["http://[::1", "http://host:99999/x", "http://[fe80::1%25zz"])
+def test_a_redirect_to_a_broken_url_is_a_fetch_error(server: ScriptedServer, location: str) -> None:
+    server.redirect("/jump", location)
+    result = fetch(allowing(server), f"{server.url}/jump")
+    assert isinstance(result, FetchError) and "Ungültige URL" in str(result), repr(result)
+
+
 @pytest.mark.parametrize("redirects, ok", [(5, True), (6, False)])
 def test_redirect_chains_end_after_five_hops(server: ScriptedServer, redirects: int, ok: bool) -> None:
     for hop in range(redirects):
