@@ -9,9 +9,9 @@ it elsewhere. It fetches through the shared polite fetcher like every scraper.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Optional
-from urllib.parse import urljoin, urlparse
+from urllib.parse import urljoin, urlsplit
 
 from bs4 import BeautifulSoup
 from flask import current_app
@@ -19,9 +19,11 @@ from flask import current_app
 from models import BASE
 from scrapers.errors import ScrapeError
 from scrapers.fetcher import Fetcher, FetchSettings
+from scrapers.german_text import count_of
 from scrapers.progress import ScrapeJob
 from scrapers.rates import parse_rate
 from scrapers.run_log import scrape_run, store_and_report
+from scrapers.sanitize import OddValues, clean_text, shown, without_surrogates
 from scrapers.sources import open_source
 from scrapers.store import Offer, OfferRate
 
@@ -36,15 +38,60 @@ class CataloguePage:
     number: int
     total_pages: int
     next_url: Optional[str]
+    # Shop links that lead nowhere a shopper can go (mailto:, javascript:, broken): the shops are kept without.
+    unusable_links: OddValues = field(default_factory=OddValues)
+
+
+@dataclass(frozen=True)
+class ShopLink:
+    """Where a shop's link leads: a URL to show, and the shop's own domain when the link names one."""
+
+    url: Optional[str] = None
+    domain: Optional[str] = None
 
 
 def _text(node) -> str:
     return " ".join(node.get_text(" ").split()) if node is not None else ""
 
 
+def _web_link(href: str, page_url: str) -> Optional[tuple[str, bool]]:
+    """Resolve ``href`` against the page; return it and whether it names its host, or ``None`` if no web link."""
+    try:
+        names_host = bool(urlsplit(href).netloc)
+        url = urljoin(page_url, href)
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1": not a URL at all
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return url, names_host
+
+
+def shop_link(href: str, page_url: str) -> Optional[ShopLink]:
+    """Read a shop's ``href``; ``None`` when there is one but it is no web link (mailto:, javascript:, broken).
+
+    A relative link is resolved against the catalogue page, but points at the
+    catalogue's own site: it gives no shop domain. Only a link that names its
+    host (``https://shop.example/``, ``//shop.example/``) does.
+    """
+    href = href.strip()
+    if not href:
+        return ShopLink()
+    resolved = _web_link(href, page_url)
+    if resolved is None:
+        return None
+    url, names_host = resolved
+    return ShopLink(url, urlsplit(url).hostname if names_host else None)
+
+
 def parse_catalogue_page(html: str | bytes, page_url: str) -> CataloguePage:
-    """Parse one catalogue page; raise ``ScrapeError`` when its shape is unknown."""
-    soup = BeautifulSoup(html, "html.parser")
+    """Parse one catalogue page; raise ``ScrapeError`` when its shape is unknown.
+
+    A shop whose link is unusable is kept without one, and its link counted in
+    ``unusable_links``; a next-page link that is no web link ends the walk.
+    """
+    # BeautifulSoup encodes short markup to see whether it is a file name: a lone surrogate breaks that.
+    soup = BeautifulSoup(without_surrogates(html) if isinstance(html, str) else html, "html.parser")
     shop_list = soup.select_one("ul.shops")
     pager = soup.select_one("p.pager")
     if shop_list is None or pager is None:
@@ -55,28 +102,35 @@ def parse_catalogue_page(html: str | bytes, page_url: str) -> CataloguePage:
         number = int(_text(pager.select_one(".page")))
         total_pages = int(_text(pager.select_one(".pages")))
     except ValueError as exc:
-        raise ScrapeError(f"Seitenzähler auf {page_url} ist unlesbar: {_text(pager)!r}") from exc
-    offers = []
+        raise ScrapeError(f"Seitenzähler auf {page_url} ist unlesbar: {shown(_text(pager))}") from exc
+    page = CataloguePage([], number, total_pages, None)
     for item in shop_list.select("li.shop"):
         shop_id = item.get("data-shop-id", "").strip()
         link = item.select_one("a.name")
         name = _text(link)
-        if not shop_id or not name:
-            raise ScrapeError(f"Shop-Eintrag ohne ID oder Namen auf {page_url}")
+        # An id that cleaning would leave empty ("\x00") names no shop: it could not be stored apart.
+        if not clean_text(shop_id) or not name:
+            raise ScrapeError(f"Shop-Eintrag ohne ID oder Namen auf {page_url} (ID {shown(shop_id)})")
         href = link.get("href", "")
+        target = shop_link(href, page_url)
+        if target is None:
+            page.unusable_links.add(f"Shop {shown(shop_id)}: {shown(href)}")
+            target = ShopLink()
         rate_text = _text(item.select_one(".rate"))
-        offers.append(
+        page.offers.append(
             Offer(
                 external_id=shop_id,
                 name=name,
-                detail_url=href or None,
-                domains=[urlparse(href).hostname] if href else [],
+                detail_url=target.url,
+                domains=[target.domain] if target.domain else [],
                 rates=[OfferRate(BASE, parse_rate(rate_text))] if rate_text else [],
             )
         )
     next_link = soup.select_one('a[rel="next"]')
-    next_url = urljoin(page_url, next_link["href"]) if next_link and next_link.get("href") else None
-    return CataloguePage(offers, number, total_pages, next_url)
+    next_href = next_link.get("href", "").strip() if next_link else ""
+    resolved = _web_link(next_href, page_url) if next_href else None
+    page.next_url = resolved[0] if resolved else None
+    return page
 
 
 def scrape_example(job: ScrapeJob) -> dict[str, int]:
@@ -91,6 +145,7 @@ def scrape_example(job: ScrapeJob) -> dict[str, int]:
         if source.is_sample:
             job.add_message("Lese die mitgelieferten Beispieldaten")
         offers: list[Offer] = []
+        unusable_links = OddValues()
         visited: set[str] = set()
         page_url: Optional[str] = source.url
         while page_url and len(visited) < MAX_PAGES:
@@ -98,10 +153,21 @@ def scrape_example(job: ScrapeJob) -> dict[str, int]:
             job.add_message(f"Lade Katalogseite {len(visited)}: {page_url}")
             page = parse_catalogue_page(fetcher.get(page_url), page_url)
             offers.extend(page.offers)
+            unusable_links.merge(page.unusable_links)
             job.add_message(f"Seite {page.number} von {page.total_pages}: {len(page.offers)} Shops gefunden")
             job.set_progress(min(page.number, page.total_pages) * FETCH_SHARE // max(page.total_pages, 1), 100)
             page_url = page.next_url if page.next_url not in visited else None
         complete = page_url is None and page.number == page.total_pages
+        if unusable_links.count:
+            job.add_message(
+                f"{count_of(unusable_links.count, 'Shop-Link', 'Shop-Links')} unbrauchbar (kein http(s)-Link): "
+                f"Shops ohne Link übernommen, z. B. {unusable_links.examples_text()}"
+            )
+        if not complete:
+            job.add_message(
+                f"Katalog endet auf Seite {page.number} von {page.total_pages}: "
+                "Lauf unvollständig, es wird nichts deaktiviert"
+            )
         result = store_and_report(job, run, offers, complete, source.is_sample)
     # Every scraper's result has the same keys: the seed's two counts, then deactivated and unparsed_rates.
     return result

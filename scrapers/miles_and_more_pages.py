@@ -32,7 +32,7 @@ from defusedxml import DefusedXmlException
 from models import BASE, HINT, PER_EURO, PROMOTION
 from scrapers.errors import ScrapeError
 from scrapers.rates import ParsedRate
-from scrapers.sanitize import html_to_text
+from scrapers.sanitize import clean_text, html_to_text, shown, without_surrogates
 from scrapers.store import Offer, OfferRate
 
 # Partner pages must carry these, or the portal redirects to a host that refuses bots.
@@ -56,8 +56,11 @@ def parse_sitemap(xml: bytes | str, limit: int = 5000, known: Optional[set[str]]
 
     Partner URLs are de-duplicated against ``known`` (updated in place, shared
     across child sitemaps); more than ``limit`` in all raises ``TooManyPartners``
-    at once.
+    at once. A ``<loc>`` that is no URL at all is no partner page; a child
+    sitemap that is none fails the run, as a child that cannot be loaded does.
     """
+    if isinstance(xml, str):  # text cannot hold a lone surrogate once encoded for the parser
+        xml = without_surrogates(xml)
     try:
         root = safe_xml.fromstring(xml)
     except (safe_xml.ParseError, DefusedXmlException) as exc:
@@ -67,11 +70,16 @@ def parse_sitemap(xml: bytes | str, limit: int = 5000, known: Optional[set[str]]
         raise _shape_error(f"die Sitemap hat <{tag}> statt <urlset> oder <sitemapindex>")
     locs = ((loc.text or "").strip() for loc in root.iterfind("{*}*/{*}loc"))
     if tag == "sitemapindex":
-        return [], [loc for loc in locs if loc]
+        children = [loc for loc in locs if loc]
+        for child in children:
+            if _path(child) is None:
+                raise _shape_error(f"die Sitemap verweist auf {shown(child, 200)}, das ist keine URL")
+        return [], children
     seen = known if known is not None else set()
     partners: list[str] = []
     for url in locs:
-        if url in seen or not _PARTNER_PATH.match(urlsplit(url).path):
+        path = _path(url)
+        if url in seen or path is None or not _PARTNER_PATH.match(path):
             continue
         seen.add(url)
         partners.append(url)
@@ -81,6 +89,14 @@ def parse_sitemap(xml: bytes | str, limit: int = 5000, known: Optional[set[str]]
                 "Lauf abgebrochen, nichts gespeichert"
             )
     return partners, []
+
+
+def _path(url: str) -> Optional[str]:
+    """The path of ``url``, or ``None`` if it cannot be taken apart ("http://[::1")."""
+    try:
+        return urlsplit(url).path
+    except ValueError:
+        return None
 
 
 def partner_page_url(url: str) -> str:
@@ -111,17 +127,22 @@ def _date(value: Any) -> Optional[datetime]:
         return None
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        if moment.tzinfo is not None:
+            return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved past the calendar's end
         return None
-    if moment.tzinfo is not None:
-        return moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment.replace(hour=23, minute=59, second=59) if len(value) == 10 else moment
 
 
 def _number(value: Any) -> Optional[float]:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    """``value`` as a finite float, or ``None`` (an integer too big for a float is no rate either)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _campaign(bonded: dict) -> Optional[OfferRate]:
@@ -153,7 +174,8 @@ def hint_title(title: Any) -> str:
     if isinstance(title, str):
         return html_to_text(title)
     entries = [entry for entry in title if isinstance(entry, dict)] if isinstance(title, list) else []
-    by_locale = {entry.get("locale"): entry.get("content") for entry in entries}
+    by_locale = {entry.get("locale"): entry.get("content") for entry in entries
+                 if isinstance(entry.get("locale"), str)}
     for content in (by_locale.get("de"), by_locale.get("en"), *(e.get("content") for e in entries)):
         if isinstance(content, str) and html_to_text(content):
             return html_to_text(content)
@@ -214,6 +236,8 @@ def read_bonded_data(html: bytes | str, page_url: str) -> dict:
         bonded = json.loads(data)["loaderData"]["0"]["view"]["page"]["bonded_data"]
     except (ValueError, KeyError, TypeError) as exc:
         raise _shape_error(f"{page_url}: bonded_data nicht lesbar ({type(exc).__name__}: {exc})") from exc
+    except RecursionError as exc:  # nested deeper than the interpreter follows: no partner record is
+        raise _shape_error(f"{page_url}: bonded_data nicht lesbar (zu tief verschachtelt)") from exc
     if not isinstance(bonded, dict):
         raise _shape_error(f"{page_url}: bonded_data ist kein Objekt")
     return bonded
@@ -226,8 +250,9 @@ def parse_partner_page(html: bytes | str, page_url: str) -> Optional[Offer]:
     """
     bonded = read_bonded_data(html, page_url)
     unique_name, name = bonded.get("unique_name"), bonded.get("name")
-    if not isinstance(unique_name, str) or not unique_name.strip():
-        raise _shape_error(f"{page_url}: 'unique_name' fehlt")
+    # A name that cleaning would leave empty ("\x00") names no partner: it could not be stored apart.
+    if not isinstance(unique_name, str) or not clean_text(unique_name):
+        raise _shape_error(f"{page_url}: 'unique_name' fehlt ({shown(unique_name)})")
     if not isinstance(name, str) or not name.strip():
         raise _shape_error(f"{page_url}: 'name' fehlt")
     if bonded.get("visible") is False or bonded.get("hidden_shop") is True:
@@ -235,7 +260,8 @@ def parse_partner_page(html: bytes | str, page_url: str) -> Optional[Offer]:
     logo = bonded.get("partner_logo")
     logo_url = logo.get("resolved_url") if isinstance(logo, dict) else None
     campaign = _campaign(bonded)
-    hints = [_hint(hint, campaign) for hint in bonded.get("currently_active_hints") or [] if isinstance(hint, dict)]
+    listed = bonded.get("currently_active_hints")
+    hints = [_hint(hint, campaign) for hint in listed if isinstance(hint, dict)] if isinstance(listed, list) else []
     status = bonded.get("status")
     return Offer(
         external_id=unique_name.strip(),

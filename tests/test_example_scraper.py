@@ -7,10 +7,11 @@ import sqlalchemy as sa
 from flask import Flask
 
 from job_queue import JobStatus, job_queue
-from models import Rate, ScrapeRun, Shop, db
+from models import Programme, Rate, ScrapeRun, Shop, db
 from scrapers.errors import ScrapeError
 from scrapers.example import parse_catalogue_page, scrape_example
 from scrapers.sample_server import SAMPLE_DIR, serve_sample_data
+from scripted_server import Reply, ScriptedServer
 
 CATALOGUE = SAMPLE_DIR / "example" / "catalogue-1.html"
 
@@ -108,3 +109,73 @@ def test_example_scraper_writes_to_postgresql(pg_app: Flask) -> None:
     assert run_example(pg_app)["result"] == {"added": 0, "updated": 0, "deactivated": 0, "unparsed_rates": 1}
     with pg_app.app_context():
         assert db.session.scalar(sa.select(sa.func.count(Shop.id))) == 24
+
+
+# -- shop links of every kind -------------------------------------------------------
+
+ODD_LINKS = {
+    "ex-abs": "https://shop.example/angebot",
+    "ex-rel": "/relative",
+    "ex-path": "unterseite.html",
+    "ex-net": "//cdn.example/shop",
+    "ex-mail": "mailto:x@y",
+    "ex-js": "javascript:void(0)",
+    "ex-long": "data:text/html," + "A" * 5000,
+    "ex-v6": "http://[::1",  # urlsplit refuses it (ValueError)
+    "ex-none": "",
+}
+
+
+def catalogue_with_links(links: dict[str, str], pager: str = "1</span> von <span class=\"pages\">1",
+                         after: str = "") -> bytes:
+    """One catalogue page whose shops carry ``links`` (shop id -> href) as they are."""
+    items = "".join(
+        f'<li class="shop" data-shop-id="{shop_id}"><a class="name" href="{href}">Shop {shop_id}</a>'
+        '<span class="rate">1 Punkt pro 1 €</span></li>'
+        for shop_id, href in links.items()
+    )
+    return (f'<html><body><p class="pager">Seite <span class="page">{pager}</span></p>'
+            f'<ul class="shops">{items}</ul>{after}</body></html>').encode()
+
+
+def catalogue_app(make_app, server: ScriptedServer, body: bytes, **config) -> Flask:
+    server.route("/katalog.html", Reply(body=body, headers={"Content-Type": "text/html"}))
+    return make_app(SCRAPER_SOURCES="online", EXAMPLE_CATALOGUE_URL=f"{server.url}/katalog.html",
+                    SCRAPER_ALLOWED_HOSTS=server.url.removeprefix("http://"), **config)
+
+
+def test_odd_shop_links_keep_the_shop_and_are_reported(make_app, server: ScriptedServer, database_url: str) -> None:
+    app = catalogue_app(make_app, server, catalogue_with_links(ODD_LINKS), DATABASE_URL=database_url)
+    snapshot = run_example(app)
+    assert snapshot["status"] == "completed", snapshot["error"]
+    assert snapshot["result"]["added"] == len(ODD_LINKS)
+    with app.app_context():
+        shops = {shop.external_id: shop for shop in db.session.scalars(
+            sa.select(Shop).join(Programme).where(Programme.slug == "example"))}
+    assert set(shops) == set(ODD_LINKS)
+    links = {shop_id: (shop.detail_url, shop.domains) for shop_id, shop in shops.items()}
+    assert links["ex-abs"] == ("https://shop.example/angebot", ["shop.example"])
+    # A relative link leads to the catalogue's own site: a link, but no shop domain.
+    assert links["ex-rel"] == (f"{server.url}/relative", [])
+    assert links["ex-path"] == (f"{server.url}/unterseite.html", [])
+    assert links["ex-net"] == ("http://cdn.example/shop", ["cdn.example"])  # names its host
+    for shop_id in ("ex-mail", "ex-js", "ex-v6", "ex-long", "ex-none"):
+        assert links[shop_id] == (None, []), shop_id
+    messages = [entry["message"] for entry in snapshot["messages"]]
+    (report,) = [m for m in messages if "Shop-Links unbrauchbar" in m]
+    assert report.startswith("4 Shop-Links unbrauchbar"), report
+    assert "'mailto:x@y'" in report and "'javascript:void(0)'" in report
+    assert "AAAA…" in report and len(report) < 400  # an example is cut, not the whole 5,000 characters
+
+
+def test_a_next_page_link_that_is_no_web_link_ends_the_run_as_partial(make_app, server: ScriptedServer) -> None:
+    body = catalogue_with_links({"ex-abs": "https://shop.example/"}, pager='1</span> von <span class="pages">2',
+                                after='<a rel="next" href="javascript:void(0)">Weiter</a>')
+    app = catalogue_app(make_app, server, body)
+    snapshot = run_example(app)
+    assert snapshot["status"] == "completed", snapshot["error"]
+    assert snapshot["result"]["added"] == 1
+    messages = [entry["message"] for entry in snapshot["messages"]]
+    assert "Katalog endet auf Seite 1 von 2: Lauf unvollständig, es wird nichts deaktiviert" in messages
+    with app.app_context():
+        assert db.session.scalars(sa.select(ScrapeRun)).one().complete is False

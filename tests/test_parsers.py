@@ -253,6 +253,7 @@ def test_missing_optional_fields() -> None:
         '<script type="application/json" id="__STATIC_ROUTER_DATA__">{"loaderData": </script>',
         with_bonded("otto_de", lambda b: b.pop("unique_name")),
         with_bonded("otto_de", lambda b: b.update(name=None)),
+        with_bonded("otto_de", lambda b: b.update(unique_name="\x00\u202e")),  # nothing left once cleaned
         partner_html("otto_de")[: partner_html("otto_de").index("bonded_data") + 40],  # truncated
     ],
 )
@@ -271,3 +272,69 @@ def test_sitemap_with_entity_expansion_is_refused() -> None:
             '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><urlset><url><loc>&b;</loc></url></urlset>')
     with pytest.raises(ScrapeError, match="kein gültiges XML"):
         parse_sitemap(bomb)
+
+
+# -- odd values never raise anything but ScrapeError ----------------------------------
+
+def test_payback_odd_value_is_counted_and_named_with_its_entry() -> None:
+    items = [{"partner": {"partnerShortName": f"lp{i}", "partnerDisplayName": "Shop"}} for i in range(3)]
+    items.append({"partner": {"partnerShortName": "evil", "partnerDisplayName": "Evil"},
+                  "browserExtensionInfoListItem": 1})
+    page = parse_payback_page({"totalResultSize": 4, "digitalShopListItem": items})
+    assert [offer.external_id for offer in page.offers] == ["lp0", "lp1", "lp2", "evil"]
+    odd = page.odd_values["evil"]
+    assert (odd.count, odd.examples) == (1, ["Eintrag 3 ('evil'): 'browserExtensionInfoListItem' ist keine Liste (1)"])
+    # On a later page the entry keeps its place in the catalogue.
+    later = parse_payback_page({"totalResultSize": 24, "digitalShopListItem": items}, offset=20)
+    assert later.odd_values["evil"].examples[0].startswith("Eintrag 23 ('evil')")
+
+
+@pytest.mark.parametrize("short_name", ["\x00", " \u202e ", "\ud800"])
+def test_payback_id_that_cleaning_empties_fails_clearly(short_name: str) -> None:
+    item = {"partner": {"partnerShortName": short_name, "partnerDisplayName": "Shop"}}
+    with pytest.raises(ScrapeError, match="partnerShortName"):
+        parse_payback_page({"totalResultSize": 1, "digitalShopListItem": [item]})
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param(lambda b: b.update(loyalty_points=10**400), id="integer-too-big-for-a-float"),
+    pytest.param(lambda b: b.update(min_refund={"point_type": "factor", "point_value": 10**400}), id="huge-campaign"),
+    pytest.param(lambda b: b.update(min_refund={"point_type": "factor", "point_value": 2,
+                                                "end_date": "0001-01-01T00:00:00+01:00"}), id="date-before-year-1"),
+    pytest.param(lambda b: b.update(min_refund={"point_type": "factor", "point_value": 2,
+                                                "start_date": "9999-12-31T23:59:59-05:00"}), id="date-after-9999"),
+    pytest.param(lambda b: b.update(currently_active_hints=[{"title": [{"locale": [], "content": "x"}]}]),
+                 id="unhashable-locale"),
+    pytest.param(lambda b: b.update(currently_active_hints=5), id="hints-a-number"),
+    pytest.param(lambda b: b.update(currently_active_hints=[{"title": "<p>Gutschein\ud800</p>", "point_value": 10**400,
+                                                             "total_min": 10**400}]), id="hint-huge-numbers"),
+])
+def test_partner_page_with_odd_values_keeps_the_partner(change) -> None:
+    offer = parse_partner_page(with_bonded("otto_de", change), PAGE_URL.format(name="otto_de"))
+    assert offer is not None and offer.external_id == "otto_de"
+
+
+def test_partner_page_nested_too_deep_fails_clearly() -> None:
+    html = '<script type="application/json" id="__STATIC_ROUTER_DATA__">' + "[" * 100_000 + "</script>"
+    with pytest.raises(ScrapeError, match="unerwartetes Format"):
+        parse_partner_page(html, PAGE_URL.format(name="otto_de"))
+
+
+def test_sitemap_url_that_is_no_url_is_not_a_partner_page() -> None:
+    xml = ('<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+           "<url><loc>http://[::1/partner/x</loc></url><url><loc>http://h/partner/otto_de</loc></url></urlset>")
+    assert parse_sitemap(xml) == (["http://h/partner/otto_de"], [])
+
+
+def test_sitemap_index_naming_a_child_that_is_no_url_fails_clearly() -> None:
+    index = ('<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+             "<sitemap><loc>http://[::1/a.xml</loc></sitemap></sitemapindex>")
+    with pytest.raises(ScrapeError, match=r"http://\[::1/a.xml"):
+        parse_sitemap(index)
+
+
+def test_sitemap_given_as_text_with_a_lone_surrogate_fails_clearly_or_reads() -> None:
+    xml = ('<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+           "<url><loc>http://h/partner/otto_de\ud800</loc></url></urlset>")
+    partners, children = parse_sitemap(xml)
+    assert children == [] and all("\ud800" not in url for url in partners)
