@@ -16,6 +16,7 @@ from flask import Flask
 
 from database import utcnow
 from jobs.kinds import JobCancelled, JobKind
+from jobs.outcome import announce_finished
 from jobs.state import QueueState
 from jobs.stats import WINDOWS_DAYS, JobStatistics, job_statistics
 from jobs.status import JobStatus
@@ -87,6 +88,10 @@ class JobControl:
             before = JobStatus.RUNNING  # it was running when asked, and has ended since (by this cancel)
         if before is JobStatus.RUNNING:
             log.info("job %s: asked to stop", job_id)
+        elif before is JobStatus.QUEUED:  # cancelled here and now: its event is stored, tell the consumers
+            record = state.store.get(job_id)
+            if record is not None:
+                announce_finished(state, record)
         return before
 
     def retry(self, job_id: str) -> Submission:

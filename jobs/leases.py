@@ -85,7 +85,7 @@ class LeasedWrites(StoreBase):
     def finish(self, job_id: str, owner: str, *, status: JobStatus, progress: int, total_steps: int,
                result: Any, error: Optional[str], traceback: Optional[str],
                completed_at: datetime, messages: list[Message]) -> bool:
-        """Write a final state; False (and nothing written) if the lease was lost."""
+        """Write a final state and its job event together; False (and nothing written) if the lease was lost."""
         with self._transaction(single=not messages) as cursor:
             return self._finish_in(cursor, job_id, owner, status=status, progress=progress,
                                    total_steps=total_steps, result=result, error=error,
@@ -93,7 +93,7 @@ class LeasedWrites(StoreBase):
 
     def finish_and_claim(self, job_id: str, owner: str, token: str, lease_seconds: float,
                          **final: Any) -> tuple[bool, Optional[JobRecord]]:
-        """Finish a job and claim the next: one transaction on SQLite, one statement on PostgreSQL."""
+        """Finish a job (with its event) and claim the next: one transaction on SQLite, one statement on PostgreSQL."""
         if self.is_postgresql:
             if final["messages"]:
                 return self.finish(job_id, owner, **final), self.claim(owner, token, lease_seconds)
@@ -114,8 +114,18 @@ class LeasedWrites(StoreBase):
                 "completed_at": self._time(final["completed_at"])}
 
     def _finish_in(self, cursor: Any, job_id: str, owner: str, **final: Any) -> bool:
-        updated = self._run(cursor, "finish", owner=owner, running=RUNNING,
-                            **self._final_params(job_id, final)).rowcount
+        """The final state and its job event (the outbox row), in the caller's transaction.
+
+        PostgreSQL writes both in one statement; SQLite adds the event's
+        insert to the same transaction, which costs no round trip there.
+        """
+        params = self._final_params(job_id, final)
+        if self.is_postgresql:
+            updated = self._run(cursor, "finish_recording_event", owner=owner, running=RUNNING, **params).rowcount
+        else:
+            updated = self._run(cursor, "finish", owner=owner, running=RUNNING, **params).rowcount
+            if updated == 1:
+                self._add_event(cursor, job_id, params["status"], final["completed_at"])
         if updated:
             self._add_messages(cursor, job_id, final["messages"])
         return updated == 1

@@ -62,6 +62,7 @@ class StoreMaintenance(StoreBase):
                     error = f"{reason} (nach {attempts} Versuchen)"
                     self._run(cursor, "fail_lost", failed=JobStatus.FAILED.value, now=self._time(now),
                               error=error, id=job_id)
+                    self._add_event(cursor, job_id, JobStatus.FAILED.value, now)
                     note = f"Fehler: {error}"
                     failed += 1
                     if failed_ids is not None:
@@ -73,7 +74,7 @@ class StoreMaintenance(StoreBase):
 
     def delete_finished_before(self, cutoff: datetime, batch_rows: int = CLEAR_BATCH_ROWS,
                                pause: float = CLEAR_PAUSE_SECONDS) -> int:
-        """Delete finished jobs completed before ``cutoff`` and their messages, a batch per transaction.
+        """Delete finished jobs completed before ``cutoff``, their messages and events, a batch per transaction.
 
         Each batch holds the write lock for a few milliseconds; writers that
         waited for it (a scraper, a worker finishing a job) go in between.
@@ -87,6 +88,7 @@ class StoreMaintenance(StoreBase):
                 runs = [run_from_row(row) for row in self._run(cursor, "old_finished_batch", **params).fetchall()]
                 self._add_to_days(cursor, fold(runs))
                 self._run(cursor, "delete_old_messages", **params)
+                self._run(cursor, "delete_old_events", **params)  # left unconsumed (no consumer ran)
                 deleted = self._run(cursor, "delete_old_jobs", **params).rowcount
             removed += deleted
             if deleted < batch_rows:

@@ -168,7 +168,11 @@ def give_back(state: QueueState, job: Job, why: str) -> None:
 
 
 def announce_finished(state: QueueState, record: JobRecord) -> None:
-    """Send ``job_finished``; a failing receiver is logged, never the job's or the worker's problem."""
+    """Send ``job_finished``; a failing receiver is logged, never the job's or the worker's problem.
+
+    Only a wake-up: the job's event was stored with its outcome (the outbox,
+    ``jobs/signals.py``), so nothing depends on this signal being heard.
+    """
     if not job_finished.receivers:
         return
     try:

@@ -89,6 +89,21 @@ message_table = sa.Table(
     sa.Column("message", sa.Text, nullable=False),
 )
 
+# The outbox of job events: one row per job that reached a final state, written in the same
+# transaction as that state (jobs/leases.py, store.py, maintenance.py), so what must follow a
+# job's end (a webhook) is as durable as the end itself. A consumer (webhooks/) turns rows into
+# its own work and deletes them; clear_old_jobs deletes those of the jobs it removes. Ids are
+# never reused (AUTOINCREMENT on SQLite): a consumer may key its work on them.
+job_event_table = sa.Table(
+    "job_event",
+    metadata,
+    sa.Column("id", _SEQ, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(36), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # the final status the job reached
+    sa.Column("occurred_at", sa.DateTime, nullable=False),
+    sqlite_autoincrement=True,
+)
+
 # The job columns a record is read from, in table order; every SELECT and
 # RETURNING of the store lists exactly these.
 RECORD_COLUMNS: tuple[str, ...] = tuple(column.name for column in job_table.columns)
@@ -97,6 +112,16 @@ DATETIME_COLUMNS = frozenset(
 )
 
 Message = tuple[datetime, str]
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One job that reached a final state, as the outbox holds it until a consumer takes it."""
+
+    id: int
+    job_id: str
+    status: JobStatus
+    occurred_at: datetime
 
 
 @dataclass

@@ -18,11 +18,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from jobs.schema import daily_stats_table, job_table, message_table
+from jobs.schema import daily_stats_table, job_event_table, job_table, message_table
 
 NOTIFY_CHANNEL = "job_queue"
 
-job, message, daily = job_table.c, message_table.c, daily_stats_table.c
+job, message, daily, event = job_table.c, message_table.c, daily_stats_table.c, job_event_table.c
 _param = sa.bindparam
 
 
@@ -130,13 +130,31 @@ def _insert_and_notify() -> sa.Select:
     return sa.select(sa.func.pg_notify(_param("channel"), new_job.c.id)).where(~others_waiting)
 
 
+def _finished() -> sa.CTE:
+    """The final write as a CTE that returns what its job event records."""
+    return _finish().returning(job.id, job.status, job.completed_at).cte("done")
+
+
+def _event_of(done: sa.CTE) -> sa.Insert:
+    """The outbox row of a final write, from that write's RETURNING: no row when the lease was lost."""
+    return job_event_table.insert().from_select(
+        ["job_id", "status", "occurred_at"], sa.select(done.c.id, done.c.status, done.c.completed_at))
+
+
+def _finish_recording_event() -> sa.Insert:
+    """PostgreSQL, one round trip: the final state and its job event, atomically (rowcount 1: finished)."""
+    done = _finished()
+    return _event_of(done).add_cte(done)
+
+
 def _finish_and_claim() -> sa.Select:
-    """PostgreSQL, one round trip for a worker's whole turn: finish a job, claim the next."""
-    done = _finish().returning(job.id).cte("done")
+    """PostgreSQL, one round trip for a worker's whole turn: finish a job (with its event), claim the next."""
+    done = _finished()
+    recorded = _event_of(done).cte("recorded")  # a data-modifying CTE runs whether or not it is read
     following = _claim_next().cte("following")
     one = sa.select(sa.literal(1).label("one")).subquery("one")
     finished = sa.select(sa.func.count()).select_from(done).scalar_subquery()
-    return sa.select(finished, *following.c).select_from(one.outerjoin(following, sa.true()))
+    return sa.select(finished, *following.c).select_from(one.outerjoin(following, sa.true())).add_cte(recorded)
 
 
 def _statements() -> dict[str, sa.Executable]:
@@ -147,6 +165,13 @@ def _statements() -> dict[str, sa.Executable]:
         "claim_one": _claim_one(),
         "finish": _finish(),
         "finish_and_claim": _finish_and_claim(),
+        "finish_recording_event": _finish_recording_event(),
+        # The outbox: a final state's event (beside the state's own write), read and removed by a consumer.
+        "insert_event": job_event_table.insert().inline().values(
+            job_id=_param("id"), status=_param("status"), occurred_at=_param("occurred_at")),
+        "pending_events": sa.select(event.id, event.job_id, event.status, event.occurred_at)
+        .order_by(event.id).limit(_param("limit")),
+        "forget_event": job_event_table.delete().where(event.id == _param("event_id")),
         # Returns whether someone asked the job to stop: the worker learns it with its heartbeat.
         "heartbeat": job_table.update().where(_owned_by_worker()).values(
             progress=_param("progress"), total_steps=_param("total_steps"), lease_until=_param("lease_until"))
@@ -216,6 +241,7 @@ def _statements() -> dict[str, sa.Executable]:
             job_id=_param("job_id"), timestamp=_param("timestamp"), message=_param("message")),
         # One batch of the oldest finished jobs: both statements pick the same rows in one transaction.
         "delete_old_messages": message_table.delete().where(message.job_id.in_(_oldest_finished(job.id))),
+        "delete_old_events": job_event_table.delete().where(event.job_id.in_(_oldest_finished(job.id))),
         "delete_old_jobs": job_table.delete().where(job.seq.in_(_oldest_finished(job.seq))),
     }
 
@@ -231,6 +257,9 @@ class CompiledStatement:
         return {**self.defaults, **values}
 
 
+# Statements only PostgreSQL can run: data-modifying CTEs, NOTIFY.
+POSTGRESQL_ONLY = frozenset({"insert_and_notify", "finish_and_claim", "finish_recording_event"})
+
 _DIALECTS = {
     "sqlite": lambda: sqlite.dialect(paramstyle="named"),
     "postgresql": lambda: postgresql.psycopg.dialect(),
@@ -243,7 +272,7 @@ def compiled_statements(dialect_name: str) -> dict[str, CompiledStatement]:
     dialect = _DIALECTS[dialect_name]()
     compiled = {}
     for name, statement in _statements().items():
-        if name in ("insert_and_notify", "finish_and_claim") and dialect_name != "postgresql":
+        if name in POSTGRESQL_ONLY and dialect_name != "postgresql":
             continue
         unit = statement.compile(dialect=dialect)
         defaults = {key: value for key, value in unit.params.items() if value is not None}

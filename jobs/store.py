@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
-from typing import Optional
+from typing import Any, Optional
 
 from jobs.leases import LeasedWrites
 from jobs.maintenance import StoreMaintenance
-from jobs.schema import RECORD_COLUMNS, JobRecord, Message
+from jobs.schema import RECORD_COLUMNS, JobEvent, JobRecord, Message
 from jobs.sql import NOTIFY_CHANNEL
 from jobs.status import JobStatus
 from jobs.store_base import QUEUED, daily_from_row, message_from_row, record_from_row, run_from_row
@@ -29,6 +29,10 @@ def _unique_violations() -> tuple[type[Exception], ...]:
 
 
 UNIQUE_VIOLATIONS = _unique_violations()
+
+
+def _moment(value: Any) -> datetime:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def _with_messages(records: list[JobRecord], messages: list[tuple]) -> list[JobRecord]:
@@ -89,12 +93,30 @@ class JobStore(LeasedWrites, StoreMaintenance):
             cancelled = self._run(cursor, "cancel_queued", id=job_id, queued=QUEUED,
                                   cancelled=JobStatus.CANCELLED.value, now=now).rowcount
             if cancelled:
+                self._add_event(cursor, job_id, JobStatus.CANCELLED.value, note[0])
                 self._add_messages(cursor, job_id, [note])
                 return JobStatus.QUEUED
             if self._run(cursor, "request_cancel", id=job_id, running=JobStatus.RUNNING.value, now=now).rowcount:
                 return JobStatus.RUNNING
             row = self._run(cursor, "select_status", id=job_id).fetchone()
         return JobStatus(row[0]) if row is not None else None
+
+    # -- the outbox of job events, for a consumer (jobs/signals.py: JobEventOutbox) -----
+
+    def pending_events(self, limit: int = 100) -> list[JobEvent]:
+        """The oldest job events no consumer has removed yet."""
+        with self._transaction(write=False, single=True) as cursor:
+            rows = self._run(cursor, "pending_events", limit=limit).fetchall()
+        return [JobEvent(event_id, job_id, JobStatus(status), _moment(occurred_at))
+                for event_id, job_id, status, occurred_at in rows]
+
+    def forget_events(self, event_ids: list[int]) -> None:
+        """Remove consumed events: by id, never by range (an older id may commit after a newer one)."""
+        if not event_ids:
+            return
+        statement = self._statements["forget_event"]
+        with self._transaction() as cursor:
+            cursor.executemany(statement.text, [statement.params({"event_id": event_id}) for event_id in event_ids])
 
     # -- reads ----------------------------------------------------------------
 

@@ -98,6 +98,10 @@ class StoreBase:
         if rows:
             cursor.executemany(statement.text, rows)
 
+    def _add_event(self, cursor: Any, job_id: str, status: str, occurred_at: Optional[datetime]) -> None:
+        """Record in the outbox that a job reached a final state: call it in the transaction that wrote it."""
+        self._run(cursor, "insert_event", id=job_id, status=status, occurred_at=self._time(occurred_at or utcnow()))
+
     def _lease_params(self, owner: str, lease_seconds: float) -> dict[str, Any]:
         now = utcnow()
         return {"owner": owner, "running": RUNNING, "now": self._time(now),

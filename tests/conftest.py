@@ -125,8 +125,9 @@ def make_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
     """Build apps with test config plus overrides; tear them all down after."""
     apps: list[Flask] = []
 
-    def factory(**overrides: Any) -> Flask:
-        app = create_app(base_config(tmp_path, **overrides), instance_path=str(tmp_path / "instance"))
+    def factory(serving: bool = False, **overrides: Any) -> Flask:
+        app = create_app(base_config(tmp_path, **overrides), instance_path=str(tmp_path / "instance"),
+                         serving=serving)
         apps.append(app)
         return app
 

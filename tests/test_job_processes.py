@@ -175,7 +175,7 @@ def test_queued_jobs_survive_a_restart(make_app, database_url) -> None:
 
     _dispose(first)  # the app stops with 20 jobs queued
 
-    second = make_app(DATABASE_URL=database_url, TESTING=False, JOBS_AUTOSTART=True)  # starts its workers
+    second = make_app(serving=True, DATABASE_URL=database_url, TESTING=False, JOBS_AUTOSTART=True)  # a web process
     with second.app_context():
         assert job_queue.is_running()
         assert wait_until(

@@ -5,17 +5,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import timedelta
-from enum import Enum
 from typing import Callable
 
 import pytest
 from flask import Flask
 
 from conftest import logged_in_client
-from database import utcnow
 from job_helpers import create_run_log, record_run
-from job_queue import JobSnapshot, JobStatus, job_finished, job_queue
-from jobs.schema import JobRecord
+from job_queue import JobStatus, job_queue
 from models import db
 from scripted_server import Reply, ScriptedServer
 from test_job_processes import wait_until, workers  # noqa: F401 (fixture)
@@ -50,19 +47,6 @@ def test_a_finished_job_is_posted_signed_with_its_json(make_app: Callable[..., F
     assert (delivery.status, delivery.job_id, delivery.message_id) == ("delivered", job_id, post.headers["webhook-id"])
 
 
-class _LaterStatus(str, Enum):
-    """Stands in for JobStatus.CANCELLED until the job system has it."""
-
-    CANCELLED = "cancelled"
-
-
-def _cancelled_snapshot() -> JobSnapshot:
-    status = JobStatus("cancelled") if "cancelled" in JobStatus._value2member_map_ else _LaterStatus.CANCELLED
-    record = JobRecord(id="c0ffee00-0000-4000-8000-000000000001", name="run_payback", status=status,
-                       created_at=utcnow(), completed_at=utcnow())
-    return JobSnapshot(record, lambda _job_id: None)
-
-
 def test_each_endpoint_gets_exactly_the_events_it_chose(make_app: Callable[..., Flask], database_url: str,
                                                         server: ScriptedServer) -> None:
     app = make_app(DATABASE_URL=database_url, **fast_webhooks(server, WEBHOOK_DELIVERY_AUTOSTART=False))
@@ -78,10 +62,11 @@ def test_each_endpoint_gets_exactly_the_events_it_chose(make_app: Callable[..., 
         raise RuntimeError("kaputt")
 
     with app.app_context():
+        cancelled = job_queue.enqueue(lambda job: "nie")
+        assert job_queue.cancel(cancelled) is JobStatus.QUEUED  # cancelled before it began: its event too
         job_queue.enqueue(lambda job: "fertig")
         job_queue.enqueue(fails)
         job_queue.run_pending()
-    job_finished.send(app, job=_cancelled_snapshot())
     assert dispatcher.run_due(app) == 6
 
     received = Counter((post.path, json.loads(post.body)["type"]) for post in server.posts)
@@ -105,7 +90,7 @@ def test_a_hanging_and_a_failing_endpoint_are_retried_while_jobs_go_on(
     server.route("/fails", Reply(500, b"intern"))
     app = make_app(DATABASE_URL=database_url, **fast_webhooks(
         server, WEBHOOK_TOTAL_TIMEOUT=1.0, WEBHOOK_RETRY_FIRST_DELAY=0.3, WEBHOOK_RETRY_FOR=5.0,
-        WEBHOOK_DELIVERY_THREADS=4))
+        WEBHOOK_DELIVERY_THREADS=4, WEBHOOK_ENDPOINT_CONCURRENCY=4))  # each delivery's backoff on its own
     client = logged_in_client(app)
     hangs, _ = create_endpoint_via_page(client, f"{server.url}/hangs", events=("completed",))
     fails, _ = create_endpoint_via_page(client, f"{server.url}/fails", events=("completed",))

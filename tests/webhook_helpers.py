@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import socket
+import threading
+import time
 from typing import Any, Optional
 
 import sqlalchemy as sa
@@ -71,3 +74,83 @@ def endpoint_row(app: Flask, endpoint_id: int) -> Optional[WebhookEndpoint]:
         endpoint = db.session.get(WebhookEndpoint, endpoint_id)
         db.session.remove()
         return endpoint
+
+
+class StallingReceiver:
+    """A loopback receiver that reads each POST whole, then sends only ``HTTP/1.1 200 OK\\r\\n`` and stalls.
+
+    The header block never ends, so no client can call that answer complete.
+    The first ``stalls`` connections stall (``None``: every one); later ones
+    get a whole ``200`` answer. ``close()`` drops every held connection, so a
+    sender still waiting ends at once when the test is over.
+    """
+
+    def __init__(self, stalls: Optional[int] = None) -> None:
+        self.stalls = stalls
+        self.arrivals: list[float] = []  # time.monotonic() of each request read whole
+        self._lock = threading.Lock()
+        self._held: list[socket.socket] = []
+        self._closed = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        threading.Thread(target=self._accept, name="stalling-receiver", daemon=True).start()
+
+    @property
+    def allowed_host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._held.append(connection)
+        try:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+            while len(body) < length:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return
+                body += chunk
+            with self._lock:
+                number = len(self.arrivals)
+                self.arrivals.append(time.monotonic())
+            if self.stalls is None or number < self.stalls:
+                connection.sendall(b"HTTP/1.1 200 OK\r\n")
+                self._closed.wait()  # the rest of the answer never comes
+            else:
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        except OSError:
+            return
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._listener.close()
+        with self._lock:
+            held, self._held = self._held, []
+        for connection in held:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def __enter__(self) -> "StallingReceiver":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

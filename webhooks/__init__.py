@@ -6,14 +6,16 @@ in the factory). Which module holds what:
 * ``models.py``: the tables (endpoints, deliveries, attempts);
 * ``signing.py``: Standard Webhooks signatures and ``whsec_`` secrets;
 * ``secret_box.py``: secrets encrypted at rest under a key derived from SECRET_KEY;
-* ``events.py``: the ``job_finished`` receiver that records deliveries;
+* ``events.py``: the message bodies, and the ``job_finished`` receiver that wakes the threads;
+* ``outbox.py``: turns the job store's events (its outbox) into deliveries, once per endpoint;
 * ``store.py``: the statements delivery runs (claim with a lease, record an attempt);
 * ``sender.py``: one guarded, time-limited POST; ``retry.py``: the backoff schedule;
 * ``delivery.py``: this process's delivery threads;
 * ``endpoints.py``: what the admin pages do to endpoints.
 
 The admin pages are ``views/webhook_admin.py``. Nothing in ``jobs/`` knows
-about webhooks: they listen to ``job_queue.job_finished``.
+about webhooks: they read the job events ``jobs/`` writes with each final
+state (``jobs.signals.event_outbox``) and listen to ``job_finished`` to do so at once.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from typing import Any, Optional
 
 from flask import Flask, current_app
 
+from database import outage_log
 from job_queue import job_finished
+from jobs.signals import event_outbox
 from models import db
 from webhooks.delivery import DeliveryState, deliver_due
 from webhooks.events import EXTENSION_KEY, on_job_finished
@@ -41,7 +45,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "WEBHOOK_RETRY_MAX_DELAY": 6 * 3600.0,  # longest wait between two attempts
     "WEBHOOK_RETRY_FOR": 24 * 3600.0,  # seconds after the event when retrying stops
     "WEBHOOK_RETRY_JITTER": 0.2,  # each wait is randomly up to this share shorter or longer
-    "WEBHOOK_DELIVERY_THREADS": 1,  # delivery threads per process
+    # Delivery threads per process, and how many of them may wait on one endpoint at a time: a
+    # stalled endpoint holds at most WEBHOOK_ENDPOINT_CONCURRENCY threads, so up to 7 stalled
+    # endpoints leave a thread for the healthy ones.
+    "WEBHOOK_DELIVERY_THREADS": 8,
+    "WEBHOOK_ENDPOINT_CONCURRENCY": 1,
     "WEBHOOK_POLL_INTERVAL": 60.0,  # seconds an idle delivery thread waits before looking itself
     "WEBHOOK_DELIVERY_AUTOSTART": True,  # start the threads when this process records a delivery
 }
@@ -60,7 +68,7 @@ class WebhookDispatcher:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Bind to ``app`` (after ``db.init_app``); threads start later (``start``, or on demand)."""
+        """Bind to ``app`` (after ``db.init_app`` and ``job_queue.init_app``); threads start later."""
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("WebhookDispatcher is already registered on this app")
         for key, value in DEFAULT_CONFIG.items():
@@ -86,6 +94,9 @@ class WebhookDispatcher:
             thread_count=int(config["WEBHOOK_DELIVERY_THREADS"]),
             poll_interval=float(config["WEBHOOK_POLL_INTERVAL"]),
             autostart=bool(config["WEBHOOK_DELIVERY_AUTOSTART"]),
+            endpoint_concurrency=max(1, int(config["WEBHOOK_ENDPOINT_CONCURRENCY"])),
+            outbox=event_outbox(app),  # after job_queue.init_app; None for an app without a job queue
+            outage=outage_log(app),
         )
         # One module-level receiver for every app: it finds the app's state through
         # the sender, so the signal holds no reference to any app.
@@ -120,7 +131,7 @@ class WebhookDispatcher:
         self.state(app).wake()
 
     def run_due(self, app: Optional[Flask] = None) -> int:
-        """Send every due delivery in the calling thread (tests, scripts); return the attempts made."""
+        """Consume job events and send every due delivery here (tests, scripts); return the attempts made."""
         state = self.state(app)
         with WebhookSender(state.sender_settings) as sender:
             return deliver_due(state, sender, f"{state.token}-sync")

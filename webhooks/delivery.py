@@ -1,11 +1,19 @@
-"""This process's delivery threads: claim due deliveries, send them, record every attempt.
+"""This process's delivery threads: consume job events, claim due deliveries, send them, record every attempt.
 
 Delivery never runs in a job's thread: the ``job_finished`` receiver only
-records deliveries and wakes these threads (``DeliveryState.wake``), so a
-slow or hanging endpoint never delays the next job. A thread waits on the
-state's condition: woken at once by a new delivery in this process, else
-until the next retry falls due (a timed wait), at most ``WEBHOOK_POLL_INTERVAL``
-(deliveries recorded by a process that died before sending them).
+wakes these threads (``DeliveryState.wake``), so a slow or hanging endpoint
+never delays the next job. A woken thread first turns pending job events
+into deliveries (``webhooks/outbox.py``), then sends what is due; each
+thread that finds work wakes one more, so a burst spreads over the threads
+while a single event costs one or two looks. Otherwise a thread waits on the
+state's condition until the next retry falls due, at most
+``WEBHOOK_POLL_INTERVAL`` (events and deliveries of a process that died, or
+written while this one could not reach the database).
+
+A stalled endpoint holds at most ``WEBHOOK_ENDPOINT_CONCURRENCY`` of this
+process's ``WEBHOOK_DELIVERY_THREADS`` (each for at most
+``WEBHOOK_TOTAL_TIMEOUT`` per attempt): a claim leaves out endpoints already
+waited on that often here, so the other threads keep serving healthy ones.
 """
 
 from __future__ import annotations
@@ -16,15 +24,18 @@ import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Optional
 
 from sqlalchemy.engine import Engine
 
-from database import utcnow
+from database import OutageLog, is_database_unavailable, utcnow
+from jobs.signals import JobEventOutbox
 from webhooks import store
 from webhooks.models import TEST_EVENT, DeliveryStatus
+from webhooks.outbox import consume_events
 from webhooks.retry import RetrySchedule
 from webhooks.secret_box import SecretBox, SecretUnreadable
 from webhooks.sender import AttemptResult, SenderSettings, WebhookSender
@@ -36,6 +47,9 @@ log = logging.getLogger(__name__)
 LEASE_MARGIN_SECONDS = 30.0
 # Never wait less than this between two looks at a delivery that is due but could not be claimed.
 MIN_WAIT_SECONDS = 0.05
+# After a database error: look again at once this many times (a pooled connection the database
+# dropped, e.g. in a restart, fails once and is replaced), then wait, doubling up to the most.
+RETRIES_AT_ONCE, FIRST_ERROR_WAIT, MOST_ERROR_WAIT = 3, 0.25, 5.0
 
 
 @dataclass
@@ -49,12 +63,18 @@ class DeliveryState:
     thread_count: int
     poll_interval: float
     autostart: bool
+    endpoint_concurrency: int = 1  # attempts this process makes to one endpoint at a time
+    outbox: Optional[JobEventOutbox] = None  # the job events to turn into deliveries (None: no job queue)
+    outage: Optional[OutageLog] = None  # the app's outage log: one line when the database goes, one when back
     token: str = field(default_factory=lambda: f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     condition: threading.Condition = field(default_factory=lambda: threading.Condition(threading.Lock()))
+    consuming: threading.Lock = field(default_factory=threading.Lock)  # one consumer of the outbox at a time
+    claiming: threading.Lock = field(default_factory=threading.Lock)  # a claim and its count in in_flight, together
     # shared:
     threads: list[threading.Thread] = field(default_factory=list)
     stopping: bool = False
     wakeups: int = 0
+    in_flight: Counter = field(default_factory=Counter)  # endpoint id -> attempts this process makes now
 
     @property
     def lease_seconds(self) -> float:
@@ -64,9 +84,34 @@ class DeliveryState:
         """Tell this process's delivery threads there is something to send (starting them if allowed)."""
         if self.autostart:
             self.start()
+        self.pass_on()
+
+    def pass_on(self) -> None:
+        """Wake one waiting thread; one that finds work passes it on again."""
         with self.condition:
             self.wakeups += 1
-            self.condition.notify_all()
+            self.condition.notify()
+
+    def busy_endpoints(self) -> set[int]:
+        """Endpoints this process already makes as many attempts to as it may."""
+        with self.condition:
+            return {endpoint for endpoint, count in self.in_flight.items() if count >= self.endpoint_concurrency}
+
+    def claim(self, owner: str) -> Optional[store.ClaimedDelivery]:
+        """Claim the most overdue delivery to an endpoint that is not busy here, and count it as in flight."""
+        with self.claiming:
+            claimed = store.claim(self.engine, owner, self.lease_seconds, self.busy_endpoints())
+            if claimed is not None:
+                with self.condition:
+                    self.in_flight[claimed.endpoint_id] += 1
+        return claimed
+
+    def attempt_ended(self, endpoint_id: int) -> None:
+        """Free the endpoint's place: the attempt is recorded (or failed), so it may be claimed for again."""
+        with self.condition:
+            self.in_flight[endpoint_id] -= 1
+            if self.in_flight[endpoint_id] <= 0:
+                del self.in_flight[endpoint_id]
 
     def start(self) -> None:
         """Start delivery threads up to ``thread_count`` if they are not running."""
@@ -92,8 +137,9 @@ class DeliveryState:
 
 
 def run_deliveries(state: DeliveryState, owner: str) -> None:
-    """One delivery thread: send what is due, then wait for news or the next due time."""
+    """One delivery thread: consume events, send what is due, then wait for news or the next due time."""
     with WebhookSender(state.sender_settings) as sender:
+        failures = 0
         while True:
             with state.condition:
                 if state.stopping:
@@ -102,32 +148,53 @@ def run_deliveries(state: DeliveryState, owner: str) -> None:
             try:
                 deliver_due(state, sender, owner)
                 wait = _seconds_until_next_due(state)
-            except Exception:  # the database may be away for a moment; keep the thread
-                log.exception("webhook delivery %s failed; trying again later", owner)
-                wait = min(state.poll_interval, 5.0)
+                if failures > RETRIES_AT_ONCE and state.outage is not None:
+                    state.outage.recovered()
+                failures = 0
+            except Exception as error:  # the database may be away for a moment; keep the thread
+                failures += 1
+                wait = _wait_after(state, error, owner, failures)
             with state.condition:
-                if state.wakeups == seen and not state.stopping:
+                if state.wakeups == seen and not state.stopping and wait > 0:
                     state.condition.wait(wait)
 
 
+def _wait_after(state: DeliveryState, error: Exception, owner: str, failures: int) -> float:
+    """How long to wait after a failed round: nothing at first for a database error, then doubling."""
+    if not is_database_unavailable(error):
+        log.exception("webhook delivery %s failed; trying again later", owner)
+        return min(state.poll_interval, MOST_ERROR_WAIT)
+    if failures <= RETRIES_AT_ONCE:
+        return 0.0  # a stale pooled connection, most likely: not worth a log line
+    if state.outage is not None:
+        state.outage.failed(error)  # one log line for the whole outage, shared with workers and requests
+    return min(FIRST_ERROR_WAIT * 2 ** (failures - RETRIES_AT_ONCE - 1), MOST_ERROR_WAIT, state.poll_interval)
+
+
 def _seconds_until_next_due(state: DeliveryState) -> float:
-    due = store.next_due(state.engine)
+    due = store.next_due(state.engine, state.busy_endpoints())
     if due is None:
         return state.poll_interval
     return min(max((due - utcnow()).total_seconds(), MIN_WAIT_SECONDS), state.poll_interval)
 
 
 def deliver_due(state: DeliveryState, sender: WebhookSender, owner: str) -> int:
-    """Send every delivery that is due now, one at a time; return how many attempts were made."""
+    """Turn pending job events into deliveries, then send every due one; return how many attempts were made."""
+    if consume_events(state.outbox, state.engine, state.consuming):
+        state.pass_on()  # deliveries were recorded: another thread may help send them
     made = 0
     while True:
         with state.condition:
             if state.stopping:
                 return made
-        claimed = store.claim(state.engine, owner, state.lease_seconds)
+        claimed = state.claim(owner)
         if claimed is None:
             return made
-        deliver(state, sender, claimed, owner)
+        state.pass_on()  # there may be more due: one more thread looks while this one sends
+        try:
+            deliver(state, sender, claimed, owner)
+        finally:
+            state.attempt_ended(claimed.endpoint_id)
         made += 1
 
 

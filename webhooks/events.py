@@ -1,9 +1,9 @@
-"""Turn finished jobs into owed deliveries: the ``job_finished`` receiver and the message bodies.
+"""What a job event looks like on the wire, and the ``job_finished`` receiver that hurries it along.
 
 The receiver runs in the worker thread that stored the job's outcome, before
-that worker takes its next job: it only records deliveries (one read of the
-endpoint table, one insert when anyone subscribed) and wakes this process's
-delivery threads. It never sends anything itself.
+that worker takes its next job: it only wakes this process's delivery
+threads, which turn the job's event (``webhooks/outbox.py``) into deliveries.
+It touches no database and never sends anything itself.
 """
 
 from __future__ import annotations
@@ -15,14 +15,11 @@ from typing import Any, Optional
 from flask import Flask
 
 from database import utcnow
-from webhooks import store
 from webhooks.models import EVENTS, TEST_EVENT
-from webhooks.signing import new_message_id
 
 EXTENSION_KEY = "webhooks"
 
-# Job status (its string value) -> event name. Today's statuses are completed and
-# failed; "cancelled" is listed so its event works the day the job system sends it.
+# Job status (its string value) -> event name: completed, failed, cancelled.
 EVENT_FOR_STATUS: dict[str, str] = {status: status for status in EVENTS}
 
 
@@ -39,19 +36,16 @@ def message_body(event_type: str, data: dict[str, Any], occurred_at: Optional[da
 
 
 def on_job_finished(sender: Any, job: Any = None, **_extra: Any) -> None:
-    """Record a delivery of the job's event for every enabled endpoint subscribed to it."""
+    """Wake this process's delivery threads: the job's event is in the outbox, written with its outcome.
+
+    Nothing is read or written here, in the worker's thread: the event is
+    already stored (``jobs/signals.py``), and a delivery thread turns it into
+    deliveries. Missing this signal only delays that until the threads' next look.
+    """
     state = sender.extensions.get(EXTENSION_KEY) if isinstance(sender, Flask) else None
     if state is None or job is None:
         return  # an app without webhooks (e.g. a bare test app of the job queue)
-    event = EVENT_FOR_STATUS.get(getattr(job.status, "value", job.status))
-    if event is None:
-        return
-    recorded = store.record_event(
-        state.engine, event, job.id,
-        lambda: message_body(f"job.{event}", job.to_dict(), job.completed_at),
-        new_message_id(),
-    )
-    if recorded:
+    if getattr(job.status, "value", job.status) in EVENT_FOR_STATUS:
         state.wake()
 
 

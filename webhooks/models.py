@@ -69,7 +69,11 @@ class WebhookDelivery(db.Model):
     """One event owed to one endpoint, with its body and retry schedule."""
 
     __tablename__ = "webhook_delivery"
-    __table_args__ = (sa.Index("ix_webhook_delivery_status_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        sa.Index("ix_webhook_delivery_status_due", "status", "next_attempt_at"),
+        # One delivery per job event and endpoint, however often the event is read (jobs/signals.py).
+        sa.Index("uq_webhook_delivery_event_endpoint", "event_id", "endpoint_id", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     endpoint_id: Mapped[int] = mapped_column(
@@ -77,6 +81,8 @@ class WebhookDelivery(db.Model):
     message_id: Mapped[str] = mapped_column(sa.String(40))  # webhook-id: the same on every retry
     event: Mapped[str] = mapped_column(sa.String(20))
     job_id: Mapped[Optional[str]] = mapped_column(sa.String(36), nullable=True)
+    # The job event (``job_event.id``) it was made from; None for the admin's test events.
+    event_id: Mapped[Optional[int]] = mapped_column(sa.BigInteger, nullable=True)
     body: Mapped[str] = mapped_column(sa.Text)  # the exact JSON sent and signed
     status: Mapped[str] = mapped_column(sa.String(12), default=DeliveryStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(default=0)

@@ -6,7 +6,8 @@ no loopback, private, link-local, reserved ... address in any notation,
 unless ``WEBHOOK_ALLOWED_HOSTS`` names the host; the socket goes to the
 address just checked) and the same time budget (``scrapers/budget``: a
 watchdog cuts the socket when the total time is up, so a server dripping its
-answer cannot hold the delivery thread). Only ``http(s)``; redirects are
+answer cannot hold the delivery thread, and an answer not complete by then
+is a timeout, whatever status line came first). Only ``http(s)``; redirects are
 never followed (a 3xx is a failure, as the Standard Webhooks spec says), no
 environment proxy, and the answer's body is never read.
 """
@@ -139,7 +140,13 @@ class WebhookSender:
                     if budget.expired.is_set():
                         return result(None, self._over_budget(host))
                     return result(None, describe_network_error(exc, host, port).replace(f" – {OFFLINE_HINT}", ""))
+                # The watchdog cuts a stalled answer by shutting the socket, and a header block cut
+                # short reads like a whole one (http.client stops at EOF): a "200" that arrived
+                # only because the budget ran out is a timeout, never a delivery.
+                cut_short = budget.expired.is_set()
                 response.close()  # the answer's body is not ours to read
+            if cut_short:
+                return result(None, self._over_budget(host))
         except AddressRefused as exc:
             return result(None, (f"Ziel verweigert: {exc.host} zeigt auf die interne Adresse {exc.address} "
                                  f"({exc.reason}); erlaubt nur, wenn WEBHOOK_ALLOWED_HOSTS den Host nennt"),

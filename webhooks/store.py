@@ -1,6 +1,6 @@
 """Every statement on the webhook tables that delivery needs, on the app's engine, from any thread.
 
-The delivery threads and the ``job_finished`` receiver run outside requests,
+The delivery threads (and the outbox consumer they run) work outside requests,
 without an app context or ORM session: they use SQLAlchemy Core on the
 engine of ``models.db``, each unit of work in its own short transaction.
 A claim is one statement (``UPDATE ... WHERE id = (SELECT ... FOR UPDATE
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from contextlib import contextmanager
-from typing import Callable, Iterator, Optional
+from typing import Collection, Iterator, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -68,37 +68,6 @@ def clip(text: Optional[str], length: int = ERROR_LENGTH) -> Optional[str]:
     return text if text is None or len(text) <= length else text[: length - 1] + "…"
 
 
-# Read once per finished job, in the worker's thread: plain DB-API, one round trip.
-_SUBSCRIPTIONS_SQL = "SELECT id, events FROM webhook_endpoint WHERE enabled"
-assert WebhookEndpoint.__tablename__ == "webhook_endpoint"  # the literal above names this table
-
-
-def _subscriptions(engine: Engine) -> list[tuple[int, str]]:
-    """Every enabled endpoint's id and events, read without a transaction of its own.
-
-    SQLAlchemy's statement layer and a BEGIN/ROLLBACK around this read cost
-    as much as the job queue's own work per job (profiled); the raw read costs
-    a tenth of that. PostgreSQL: autocommit for the read (the connection is
-    idle after check-out, so this sends nothing); SQLite: our connections do
-    not begin transactions by themselves (``database.prepare_sqlite``).
-    """
-    raw = engine.raw_connection()
-    try:
-        driver = raw.driver_connection
-        postgresql = engine.dialect.name == "postgresql"
-        if postgresql:
-            driver.autocommit = True
-        try:
-            cursor = driver.cursor()
-            cursor.execute(_SUBSCRIPTIONS_SQL)
-            return [(row[0], row[1]) for row in cursor.fetchall()]
-        finally:
-            if postgresql:
-                driver.autocommit = False
-    finally:
-        raw.close()
-
-
 @contextmanager
 def _reading(engine: Engine) -> Iterator[Connection]:
     """A connection for one read, ended with a rollback (nothing was written)."""
@@ -107,17 +76,50 @@ def _reading(engine: Engine) -> Iterator[Connection]:
         conn.rollback()
 
 
-def record_event(engine: Engine, event: str, job_id: Optional[str], body: Callable[[], str],
-                 message_id: str) -> int:
-    """Owe ``event`` to every enabled endpoint subscribed to it; return how many deliveries were recorded.
+def subscriptions(engine: Engine) -> list[tuple[int, str]]:
+    """Every enabled endpoint's id and events (comma-separated)."""
+    with _reading(engine) as conn:
+        rows = conn.execute(sa.select(_endpoints.c.id, _endpoints.c.events).where(_endpoints.c.enabled))
+        return [(endpoint_id, events) for endpoint_id, events in rows]
 
-    Reading the (small) endpoint table first keeps a job without subscribers
-    to one read, which on SQLite takes no write lock.
+
+@dataclass(frozen=True)
+class OwedEvent:
+    """A job event to deliver to some endpoints: one delivery each, keyed on (event, endpoint)."""
+
+    event_id: int
+    event: str
+    job_id: str
+    body: str
+    message_id: str
+    endpoint_ids: tuple[int, ...]
+
+
+def _insert_once(engine: Engine) -> sa.Insert:
+    """An insert of deliveries that skips an (event, endpoint) pair already owed: an event read twice."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(_deliveries).on_conflict_do_nothing(index_elements=["event_id", "endpoint_id"])
+
+
+def record_job_events(engine: Engine, owed: list[OwedEvent]) -> int:
+    """Owe each event to its endpoints, in one transaction; return how many pairs were offered.
+
+    A pair recorded before (the same event consumed again, by this process
+    after a failure or by another one at the same time) is skipped by the
+    unique index, so each event makes at most one delivery per endpoint.
     """
-    targets = [endpoint_id for endpoint_id, events in _subscriptions(engine) if event in events.split(",")]
-    if targets:
-        _insert_deliveries(engine, targets, event, job_id, body(), message_id)
-    return len(targets)
+    now = utcnow()
+    rows = [{"endpoint_id": endpoint_id, "event_id": item.event_id, "message_id": item.message_id,
+             "event": item.event, "job_id": item.job_id, "body": item.body, "status": PENDING, "attempts": 0,
+             "next_attempt_at": now, "created_at": now}
+            for item in owed for endpoint_id in item.endpoint_ids]
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(_insert_once(engine), rows)
+    return len(rows)
 
 
 def record_delivery(engine: Engine, endpoint_id: int, event: str, body: str, message_id: str) -> None:
@@ -144,11 +146,22 @@ def _due(now: datetime) -> sa.ColumnElement[bool]:
     )
 
 
-def claim(engine: Engine, owner: str, lease_seconds: float) -> Optional[ClaimedDelivery]:
-    """Take the most overdue delivery under a lease for ``owner``; None when nothing is due."""
+def _not_to(busy_endpoints: Collection[int]) -> sa.ColumnElement[bool]:
+    """Leave out endpoints this process already waits on as often as it may (a stalled one holds no more)."""
+    if not busy_endpoints:
+        return sa.true()
+    return _deliveries.c.endpoint_id.not_in(sorted(busy_endpoints))
+
+
+def claim(engine: Engine, owner: str, lease_seconds: float,
+          busy_endpoints: Collection[int] = ()) -> Optional[ClaimedDelivery]:
+    """Take the most overdue delivery, to an endpoint not in ``busy_endpoints``, under a lease for ``owner``.
+
+    None when nothing is due (to the other endpoints).
+    """
     now = utcnow()
     oldest_due = (
-        sa.select(_deliveries.c.id).where(_due(now))
+        sa.select(_deliveries.c.id).where(_due(now), _not_to(busy_endpoints))
         .order_by(_deliveries.c.next_attempt_at, _deliveries.c.id)
         .limit(1).with_for_update(skip_locked=True).scalar_subquery()
     )
@@ -210,12 +223,13 @@ def disable_endpoint(engine: Engine, endpoint_id: int, reason: str) -> None:
                      .values(enabled=False, disabled_reason=clip(reason, _endpoints.c.disabled_reason.type.length)))
 
 
-def next_due(engine: Engine) -> Optional[datetime]:
-    """When the next delivery falls due: a pending one's next attempt, or a running lease's end."""
+def next_due(engine: Engine, busy_endpoints: Collection[int] = ()) -> Optional[datetime]:
+    """When the next delivery to an endpoint not busy here falls due: a retry, or a lease's end."""
     moment = sa.case((_deliveries.c.status == PENDING, _deliveries.c.next_attempt_at),
                      else_=_deliveries.c.lease_until)
     with _reading(engine) as conn:
         value = conn.execute(
-            sa.select(sa.func.min(moment)).where(_deliveries.c.status.in_((PENDING, SENDING)))
+            sa.select(sa.func.min(moment))
+            .where(_deliveries.c.status.in_((PENDING, SENDING)), _not_to(busy_endpoints))
         ).scalar()
     return value
