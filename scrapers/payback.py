@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable, Optional
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 
@@ -34,6 +35,7 @@ from scrapers.german_text import count_of
 PROGRAMME = "payback"
 SHOP_PAGE_URL = "https://www.payback.de/shop/{vanity}"
 _END_DATE = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})")
+CATALOGUE_ZONE = ZoneInfo("Europe/Berlin")  # "bis 31.12." means the end of that day in Germany
 # An answer claiming more shops than this is broken, not a catalogue to page through
 # (and its page count would not fit the job's progress column).
 MAX_CATALOGUE_SIZE = 1_000_000
@@ -104,14 +106,16 @@ class _Entry:
 
 
 def parse_end_date(text: Optional[str]) -> Optional[datetime]:
-    """Find a German end date (``bis 31.12.2026``) in a promotion's subline."""
+    """Find a German end date (``bis 31.12.2026``) in a promotion's subline: the end of that day in
+    Germany, as naive UTC like every stored time (22:59:59 in winter, 21:59:59 in summer)."""
     match = _END_DATE.search(text or "")
     if not match:
         return None
     day, month, year = (int(part) for part in match.groups())
     try:
-        return datetime(year, month, day, 23, 59, 59)
-    except ValueError:
+        local_end = datetime(year, month, day, 23, 59, 59, tzinfo=CATALOGUE_ZONE)
+        return local_end.astimezone(timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError):  # 31.02., or a year at the calendar's edge
         return None
 
 

@@ -148,3 +148,18 @@ def test_multiplier_promotion_lifts_the_best_value_on_the_page(app: Flask, clien
     assert "5,00 €" in zalando_row and "mit Aktion bis" in zalando_row and "(= 5 °Punkte pro 1 €)" in zalando_row
     strom_row = page[page.index("Extra-°P: 5fach"): page.index("Extra-°P: 5fach") + 300]
     assert "nicht eingerechnet" in strom_row
+
+
+def test_a_promotion_runs_to_the_end_of_its_german_day_across_daylight_saving(app: Flask, client) -> None:
+    from scrapers.payback import parse_end_date
+
+    with app.app_context():
+        store_offers("payback", [offer("p1", "OTTO", "2 °P pro 1 €", ["otto.de"], promotion="10-fach °P",
+                                       ends_at=parse_end_date("bis 29.03.2026"))], complete=True)
+        shop = db.session.scalars(sa.select(Shop)).one()
+        late_evening, after_midnight = datetime(2026, 3, 29, 21, 30), datetime(2026, 3, 29, 22, 30)  # UTC
+        # 23:30 in Berlin (summer time since 02:00 that day) still runs; 00:30 the next day no longer does.
+        assert [c.offers[0].promotions for c in compare_shops([shop], euro_values(), late_evening)][0]
+        assert not [c.offers[0].promotions for c in compare_shops([shop], euro_values(), after_midnight)][0]
+        rate = next(rate for rate in shop.rates if rate.kind == PROMOTION)
+        assert app.jinja_env.filters["date_de"](rate.ends_at) == "29.03.2026"

@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
@@ -36,6 +37,10 @@ LEGACY_ROWS = [
     "INSERT INTO rate (shop_id, kind, raw_text, rate_type, value, up_to, detail, ends_at, valid_from,"
     " valid_to) VALUES (1, 'base', '1 °P pro 2 €', 'per_euro', 0.5, false, NULL, NULL,"
     " '2026-10-01 08:00:00', NULL)",
+    # A promotion "bis 31.07.2026" as the release stored it: the German end of the day, naive.
+    "INSERT INTO rate (shop_id, kind, raw_text, rate_type, value, up_to, detail, ends_at, valid_from,"
+    " valid_to) VALUES (1, 'promotion', '10-fach °P', 'multiplier', 10, false, 'bis 31.07.2026',"
+    " '2026-07-31 23:59:59', '2026-10-01 08:00:00', NULL)",
     "INSERT INTO job (id, name, func_path, args_json, pinned_to, status, progress, total_steps, result_json,"
     " error, traceback, created_at, started_at, completed_at, owner, lease_until, attempts, max_attempts)"
     f" VALUES ('{LEGACY_JOB}', 'run_payback', 'scrapers.payback:scrape_payback', '[[], {{}}]', NULL,"
@@ -70,7 +75,10 @@ def _assert_data_intact(app: Flask) -> None:
     with app.app_context():
         shop = db.session.scalar(sa.select(Shop).where(Shop.external_id == "otto"))
         assert (shop.name, shop.domains, shop.active) == ("OTTO", ["otto.de"], True)
-        assert [(rate.raw_text, rate.value) for rate in shop.rates] == [("1 °P pro 2 €", 0.5)]
+        assert sorted((rate.raw_text, rate.value, rate.ends_at) for rate in shop.rates) == [
+            ("1 °P pro 2 €", 0.5, None),
+            ("10-fach °P", 10.0, datetime(2026, 7, 31, 21, 59, 59)),  # now UTC: 23:59:59 in Berlin's summer
+        ]
         job = job_queue.get_job(LEGACY_JOB)
         assert job.status is JobStatus.COMPLETED and job.result == {"added": 1, "updated": 0}
         assert [m["message"] for m in job.messages] == ["Starte Payback-Scraper..."]

@@ -55,7 +55,17 @@ def test_payback_sample_parses_every_shop() -> None:
     assert promotion.parsed.raw_text == "10-fach °P"
     assert (promotion.parsed.rate_type, promotion.parsed.value) == (MULTIPLIER, 10.0)
     assert promotion.detail == "bis 31.12.2026"
-    assert promotion.ends_at == datetime(2026, 12, 31, 23, 59, 59)
+    assert promotion.ends_at == datetime(2026, 12, 31, 22, 59, 59)  # 23:59:59 in Berlin, stored as UTC
+
+
+@pytest.mark.parametrize("subline, utc_end", [
+    ("bis 28.03.2026", datetime(2026, 3, 28, 22, 59, 59)),  # the last day before summer time: UTC+1
+    ("bis 29.03.2026", datetime(2026, 3, 29, 21, 59, 59)),  # the day the clocks go forward: UTC+2 at its end
+    ("bis 25.10.2026", datetime(2026, 10, 25, 22, 59, 59)),  # the day they go back: UTC+1 at its end
+    ("bis 31.07.2026", datetime(2026, 7, 31, 21, 59, 59)),
+])
+def test_payback_end_dates_are_the_end_of_the_german_day_in_utc(subline: str, utc_end: datetime) -> None:
+    assert parse_end_date(subline) == utc_end
 
 
 def test_payback_rate_forms_in_the_sample() -> None:
@@ -104,7 +114,7 @@ def test_payback_hostile_name_is_kept_verbatim() -> None:
 
 
 def test_end_date_parsing() -> None:
-    assert parse_end_date("gültig bis 1.2.2027") == datetime(2027, 2, 1, 23, 59, 59)
+    assert parse_end_date("gültig bis 1.2.2027") == datetime(2027, 2, 1, 22, 59, 59)  # the end of the German day, in UTC
     assert parse_end_date("bis 31.02.2026") is None
     assert parse_end_date(None) is None
 

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Iterable, Mapping, Optional
 
 from models import BASE, HINT, MULTIPLIER, PER_EURO, PERCENT, PROMOTION, Rate, Shop
+from views.timezone import local_time
 
 _UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
 
@@ -128,7 +129,7 @@ def unrepeated_details(rates: Iterable[Rate]) -> dict[int, Optional[str]]:
             continue
         parts = [part.strip() for part in rate.detail.split(",") if part.strip()]
         # "bis 31.12.2026" in a detail repeats the end date the page shows beside it.
-        said = {f"bis {rate.ends_at:%d.%m.%Y}".casefold()} if rate.ends_at else set()
+        said = {f"bis {local_time(rate.ends_at, '%d.%m.%Y')}".casefold()} if rate.ends_at else set()
         fresh = [part for part in parts
                  if part.casefold() not in shown | said and part not in rate.raw_text]
         shown.update(part.casefold() for part in parts)

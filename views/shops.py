@@ -14,6 +14,7 @@ from scrapers.german_text import count_of, number_de
 from views.charts import history_chart
 from views.comparison import compare_shops
 from views.shop_ranking import SORTS, comparison_page
+from views.timezone import local_time
 
 bp = Blueprint("shops", __name__)
 
@@ -104,9 +105,9 @@ def euro(value: Optional[float]) -> str:
 
 @bp.app_template_filter("date_de")
 def date_de(moment: Optional[datetime]) -> str:
-    """A rate's date as stored, not converted: PAYBACK stores "bis 31.12." as 31.12. 23:59:59 of the
-    day it names (scrapers/payback.py), which a conversion from UTC would move to the next day."""
-    return moment.strftime("%d.%m.%Y") if moment else ""
+    """A rate's end (naive UTC, like every stored time) as the day it is in the site's zone: "bis 31.12."
+    is stored as 22:59:59 UTC, the end of 31.12. in Germany."""
+    return local_time(moment, "%d.%m.%Y") if moment else ""
 
 
 @bp.app_template_filter("number_de")
