@@ -138,6 +138,8 @@ def _load_config(app: Flask, config: Optional[Mapping[str, Any]]) -> None:
         app.config.from_mapping(config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret_key(app)
+    for key in ("SECRET_KEY", "WEBHOOK_SECRETS_KEY"):
+        _check_key_length(key, app.config.get(key))
     app.config["SQLALCHEMY_DATABASE_URI"] = _database_uri(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         # After a database restart every pooled connection is dead: test each at checkout (one
@@ -150,6 +152,13 @@ def _load_config(app: Flask, config: Optional[Mapping[str, Any]]) -> None:
         )
     DriftBounds.from_config(app.config)  # a bound outside 0..100 stops the start, not the first run
     ZoneInfo(app.config["DISPLAY_TIMEZONE"])  # an unknown zone stops the start, not the first page
+
+
+def _check_key_length(key: str, value: Optional[str]) -> None:
+    """A key guessed or brute-forced signs sessions or opens webhook secrets: 32 bytes at least, when set."""
+    if value and len(value.encode("utf-8") if isinstance(value, str) else value) < SECRET_KEY_BYTES:
+        raise ValueError(f"{key} must be at least {SECRET_KEY_BYTES} bytes long (e.g. python -c "
+                         f"'import secrets; print(secrets.token_hex({SECRET_KEY_BYTES}))')")
 
 
 def _instance_secret_key(app: Flask) -> str:

@@ -120,7 +120,7 @@ def measure(starts: int = 50, stops: int = 5) -> ChildFigures:
     handler = _PeakLog(figures)
     logging.getLogger("jobs.supervisor").addHandler(handler)
     with tempfile.TemporaryDirectory(prefix="bench-children-") as scratch, dripping_source() as drip:
-        app = create_app({"DATABASE_URL": f"sqlite:///{scratch}/children.sqlite", "SECRET_KEY": "bench",
+        app = create_app({"DATABASE_URL": f"sqlite:///{scratch}/children.sqlite", "SECRET_KEY": "bench-only-secret-key-0123456789abcdef",
                           "JOBS_AUTOSTART": False, "WEBHOOK_DELIVERY_AUTOSTART": False,
                           "JOBS_FLUSH_INTERVAL": 0.02, "JOBS_POLL_INTERVAL": 0.05,
                           "SCRAPER_ALLOWED_HOSTS": drip.removeprefix("http://"), "SCRAPER_TOTAL_TIMEOUT": 120.0,

@@ -40,7 +40,7 @@ def storm(label: str, url: str, jobs: int, workers: int, every: float, folder: P
     fresh_database(url)
     log_path = folder / f"executions-{label.split(',')[0]}.log"
     app, queue = bare_app(url, JOBS_RUN_IN_WEB=False)
-    env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="bench-only", JOBS_LEASE_SECONDS="5",
+    env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="bench-only-secret-key-0123456789abcdef", JOBS_LEASE_SECONDS="5",
                JOBS_POLL_INTERVAL="0.2", PYTHONPATH=os.pathsep.join([str(BENCH), str(REPO)]))
     command = [sys.executable, "-m", "flask", "--app", "app", "worker"]
     group = ProcessGroup(folder / label.split(",")[0])

@@ -134,7 +134,7 @@ def in_process(url: str, jobs: int, pickups: int, repeat: int, **config: object)
 
 @contextmanager
 def worker_processes(url: str, count: int) -> Iterator[ProcessGroup]:
-    env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="bench-only", PYTHONPATH=os.pathsep.join([str(BENCH), str(REPO)]))
+    env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="bench-only-secret-key-0123456789abcdef", PYTHONPATH=os.pathsep.join([str(BENCH), str(REPO)]))
     group = ProcessGroup()
     for _ in range(count):
         group.start([sys.executable, "-m", "flask", "--app", "app", "worker"], cwd=REPO, env=env)
@@ -179,7 +179,7 @@ def fresh_database(url: str) -> None:
             conn.execute(sa.text("CREATE SCHEMA public"))
     engine.dispose()
     with tempfile.TemporaryDirectory(prefix="bench-instance-") as instance:  # first-start files: not in instance/
-        app = create_app({"DATABASE_URL": url, "TESTING": True, "SECRET_KEY": "bench-only",
+        app = create_app({"DATABASE_URL": url, "TESTING": True, "SECRET_KEY": "bench-only-secret-key-0123456789abcdef",
                           "JOBS_AUTOSTART": False}, instance_path=instance)
         with app.app_context():
             app.extensions["job_queue"].store.engine.dispose()

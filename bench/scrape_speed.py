@@ -72,7 +72,7 @@ def run(label: str, pages: int, latency: float, concurrency: int, interval: floa
     with tempfile.TemporaryDirectory() as folder, fake_portal(pages, latency, page_bytes) as (base, stats):
         app = create_app({
             "DATABASE_URL": f"sqlite:///{folder}/bench.sqlite",
-            "SECRET_KEY": "bench",
+            "SECRET_KEY": "bench-only-secret-key-0123456789abcdef",
             "JOBS_AUTOSTART": False,
             # No delivery threads: they would outlive this run's scratch database in a suite.
             "WEBHOOK_DELIVERY_AUTOSTART": False,

@@ -63,7 +63,7 @@ from webhooks import dispatcher  # noqa: E402
 from webhooks.endpoints import EndpointForm, create_endpoint  # noqa: E402
 from webhooks.models import WebhookAttempt, WebhookDelivery  # noqa: E402
 
-SECRET_KEY = "bench-only-secret"
+SECRET_KEY = "bench-only-secret-key-0123456789abcdef"
 FAST_RETRIES = {"WEBHOOK_RETRY_FIRST_DELAY": "1", "WEBHOOK_RETRY_MAX_DELAY": "10", "WEBHOOK_TOTAL_TIMEOUT": "5",
                 "WEBHOOK_READ_TIMEOUT": "5", "WEBHOOK_POLL_INTERVAL": "10"}
 

@@ -58,7 +58,7 @@ def jobs_per_second(jobs: int) -> float:
 
 def measure(url: str, jobs: int, rounds: int, subscribed: bool) -> tuple[float, float]:
     """Median jobs/s with and without the receiver."""
-    app = create_app({"DATABASE_URL": url, "TESTING": True, "SECRET_KEY": "bench-only", "JOBS_AUTOSTART": False,
+    app = create_app({"DATABASE_URL": url, "TESTING": True, "SECRET_KEY": "bench-only-secret-key-0123456789abcdef", "JOBS_AUTOSTART": False,
                       "WEBHOOK_DELIVERY_AUTOSTART": False})
     rates: dict[bool, list[float]] = {True: [], False: []}
     with app.app_context():

@@ -60,7 +60,7 @@ def measure(jobs: int, threads: int, timeout: float = 600.0) -> WorkerMemory:
         url = f"sqlite:///{scratch}/memory.sqlite"
         fresh_database(url)
         app, queue = bare_app(url, JOBS_RUN_IN_WEB=False)
-        env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="bench-only", INSTANCE_PATH=scratch,
+        env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="bench-only-secret-key-0123456789abcdef", INSTANCE_PATH=scratch,
                    PYTHONPATH=os.pathsep.join([str(BENCH), str(REPO)]))
         group = ProcessGroup(Path(scratch) / "logs")
         with app.app_context():

@@ -51,7 +51,7 @@ PG_SKIP_REASON = (
 def base_config(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     config = {
         "TESTING": True,
-        "SECRET_KEY": "test-only-secret",
+        "SECRET_KEY": "test-only-secret-key-0123456789abcdef",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'test.sqlite'}",
         "JOBS_AUTOSTART": False,
         "EXAMPLE_PAGE_INTERVAL": 0.0,

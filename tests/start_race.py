@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
-    os.environ.setdefault("SECRET_KEY", "start-race-only")
+    os.environ.setdefault("SECRET_KEY", "start-race-only-secret-key-0123456789")
     os.environ["JOBS_POLL_INTERVAL"] = "0.2"
     rounds = []
     with tempfile.TemporaryDirectory() as scratch:

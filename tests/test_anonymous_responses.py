@@ -51,7 +51,7 @@ def test_the_development_server_names_no_versions(app: Flask, live_server) -> No
 
 def test_gunicorn_as_the_readme_runs_it_names_no_versions_and_logs_no_token(tmp_path: Path) -> None:
     port, access_log = free_port(), tmp_path / "access.log"
-    env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp_path / 'web.sqlite'}", SECRET_KEY="test-only-secret",
+    env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp_path / 'web.sqlite'}", SECRET_KEY="test-only-secret-key-0123456789abcdef",
                INSTANCE_PATH=str(tmp_path / "instance"), JOBS_RUN_IN_WEB="0")
     command = [sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "4", "-b", f"127.0.0.1:{port}",
                "--access-logfile", str(access_log), "app:create_web_app()"]

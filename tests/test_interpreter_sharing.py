@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 SERVER_START = """
 import gc, json, sys, time
 from app import create_app
-create_app(json.loads(sys.argv[1]))
+create_app(json.loads(sys.argv[1]), serving=True)
 started = time.perf_counter()
 gc.collect()
 pause = time.perf_counter() - started
@@ -29,8 +29,8 @@ print("RESULT " + json.dumps({"frozen": gc.get_freeze_count(), "tracked": len(gc
 
 def _start_server_process(tmp_path: Path, **config: object) -> dict:
     config = {"JOBS_RUN_IN_WEB": False, **config}
-    env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp_path / 'app.sqlite'}", SECRET_KEY="test-only",
-               INSTANCE_PATH=str(tmp_path / "instance"))
+    env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp_path / 'app.sqlite'}",
+               SECRET_KEY="test-only-secret-key-0123456789abcdef", INSTANCE_PATH=str(tmp_path / "instance"))
     done = subprocess.run([sys.executable, "-c", SERVER_START, json.dumps(config)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]

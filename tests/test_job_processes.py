@@ -42,7 +42,7 @@ def process_env(url: str, **settings: object) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("JOBS_", "FLASK_"))}
     env.update({
         "DATABASE_URL": url,
-        "SECRET_KEY": "test-only-secret",
+        "SECRET_KEY": "test-only-secret-key-0123456789abcdef",
         "ADMIN_API_TOKEN": API_TOKEN,
         "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO)]),
         "JOBS_POLL_INTERVAL": "0.2",

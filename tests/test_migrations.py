@@ -108,7 +108,7 @@ def test_postgresql_database_of_the_last_release_upgrades_with_flask_db_upgrade(
         make_app(DATABASE_URL=url)
     assert "flask --app app db upgrade" in str(refused.value)
 
-    env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="test-only", JOBS_AUTOSTART="0")
+    env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="test-only-secret-key-0123456789abcdef", JOBS_AUTOSTART="0")
     upgrade = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=REPO,
                              env=env, capture_output=True, text=True, timeout=60)
     assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr

@@ -42,7 +42,7 @@ def no_chmod(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_first_start_password_goes_to_a_private_file_not_the_console(tmp_path: Path, ordinary_umask) -> None:
     instance = tmp_path / "instance"
     env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp_path / 'first.sqlite'}", INSTANCE_PATH=str(instance),
-               SECRET_KEY="test-only-secret")
+               SECRET_KEY="test-only-secret-key-0123456789abcdef")
     done = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "list-tokens"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -104,6 +104,15 @@ def test_instance_folder_and_secret_key_are_private_from_creation(tmp_path: Path
     assert mode(instance) == "0o700"
     assert mode(instance / "secret_key") == "0o600"
     assert app.config["SECRET_KEY"] == (instance / "secret_key").read_text().strip()
-    default_database = create_app({"TESTING": True, "SECRET_KEY": "x"}, instance_path=str(tmp_path / "other"))
+    default_database = create_app({"TESTING": True, "SECRET_KEY": "x" * 32}, instance_path=str(tmp_path / "other"))
     assert mode(tmp_path / "other" / "app.sqlite") == "0o600"
     assert default_database.config["SQLALCHEMY_DATABASE_URI"].endswith("other/app.sqlite")
+
+
+@pytest.mark.parametrize("key", ["SECRET_KEY", "WEBHOOK_SECRETS_KEY"])
+@pytest.mark.parametrize("value", ["a", "x" * 31, "ä" * 15])
+def test_a_short_key_is_refused_at_start(tmp_path: Path, key: str, value: str) -> None:
+    with pytest.raises(ValueError, match=f"{key} must be at least 32 bytes"):
+        create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite'}", "TESTING": True,
+                    "SECRET_KEY": "long-enough-secret-key-for-this-test-0123", key: value},
+                   instance_path=str(tmp_path / "instance"))

@@ -66,7 +66,7 @@ def _post_big_body(port: int, size: int, chunked: bool) -> bytes:
 def web_process(tmp_path: Path):
     """``flask --app app run`` (the README's one-process setup) on a free port; yields (port, pid)."""
     port = free_port()
-    env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp_path / 'web.sqlite'}", SECRET_KEY="test-only-secret",
+    env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp_path / 'web.sqlite'}", SECRET_KEY="test-only-secret-key-0123456789abcdef",
                INSTANCE_PATH=str(tmp_path / "instance"), JOBS_AUTOSTART="0")
     command = [sys.executable, "-m", "flask", "--app", "app", "run", "--port", str(port)]
     with serving_process(command, env, f"http://127.0.0.1:{port}/admin/login") as server:

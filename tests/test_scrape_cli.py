@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _env(tmp_path: Path, **settings: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("JOBS_", "SCRAPER_"))}
-    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'cli.sqlite'}", SECRET_KEY="test-only", **settings)
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'cli.sqlite'}", SECRET_KEY="test-only-secret-key-0123456789abcdef", **settings)
     return env
 
 

@@ -59,7 +59,7 @@ def test_a_process_that_cannot_get_the_schema_lock_exits_with_a_clear_message(tm
     holder.execute("PRAGMA journal_mode=WAL")
     holder.execute("BEGIN IMMEDIATE")  # another process is in the middle of its upgrade
     try:
-        env = dict(os.environ, DATABASE_URL=f"sqlite:///{path}", SECRET_KEY="test-only",
+        env = dict(os.environ, DATABASE_URL=f"sqlite:///{path}", SECRET_KEY="test-only-secret-key-0123456789abcdef",
                    DATABASE_SCHEMA_LOCK_TIMEOUT="1")
         done = subprocess.run([sys.executable, "-m", "flask", "--app", "app", *command], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=120)

@@ -138,7 +138,7 @@ def test_a_changed_secret_key_is_reported_instead_of_sending_unsigned(make_app: 
     client = logged_in_client(first)
     endpoint_id, _ = create_endpoint_via_page(client, f"{server.url}/hook")
     _test_event(client, endpoint_id)
-    later = make_app(DATABASE_URL=url, SECRET_KEY="a-new-secret-key",
+    later = make_app(DATABASE_URL=url, SECRET_KEY="a-new-secret-key-0123456789abcdef-0123",
                      **fast_webhooks(server, WEBHOOK_DELIVERY_AUTOSTART=False))
     assert dispatcher.run_due(later) == 1
     [attempt] = attempts_of(later, endpoint_id)
@@ -163,3 +163,25 @@ def test_pending_retries_of_a_disabled_endpoint_stop(make_app: Callable[..., Fla
     assert delivery.status == "failed" and "deaktiviert" in delivery.last_error
     assert json.loads(delivery.body)["type"] == "job.completed"
     assert server.hits["/hook"] == 1 and len(attempts_of(app, endpoint_id)) == 1
+
+
+def test_a_separate_webhook_secrets_key_keeps_secrets_readable_when_secret_key_changes(
+    make_app: Callable[..., Flask], server: ScriptedServer, tmp_path,
+) -> None:
+    server.route("/hook", Reply(200))
+    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    own_key = {"WEBHOOK_SECRETS_KEY": "webhook-secrets-key-from-the-environment-0123"}
+    first = make_app(DATABASE_URL=url, **own_key, **fast_webhooks(server, WEBHOOK_DELIVERY_AUTOSTART=False))
+    client = logged_in_client(first)
+    endpoint_id, _ = create_endpoint_via_page(client, f"{server.url}/hook")
+    _test_event(client, endpoint_id)
+    # The session key is rotated (or read from a stolen instance folder): endpoint secrets do not depend on it.
+    rotated = make_app(DATABASE_URL=url, SECRET_KEY="a-rotated-session-signing-key-0123456789", **own_key,
+                       **fast_webhooks(server, WEBHOOK_DELIVERY_AUTOSTART=False))
+    assert dispatcher.run_due(rotated) == 1 and server.hits["/hook"] == 1
+    _test_event(logged_in_client(rotated), endpoint_id)
+    other = make_app(DATABASE_URL=url, WEBHOOK_SECRETS_KEY="another-webhook-secrets-key-0123456789ab",
+                     **fast_webhooks(server, WEBHOOK_DELIVERY_AUTOSTART=False))
+    assert dispatcher.run_due(other) == 1
+    assert "WEBHOOK_SECRETS_KEY geändert" in attempts_of(other, endpoint_id)[-1].error
+    assert server.hits["/hook"] == 1

@@ -69,7 +69,7 @@ def index() -> str:
     )
 
 
-@bp.get("/shop/<id:shop_id>")
+@bp.get("/shop/<int:shop_id>")  # out of range: a 400 naming the range, below
 def shop(shop_id: int) -> str:
     """Show one merchant across programmes with the rate history chart."""
     if not 1 <= shop_id <= MAX_SHOP_ID:

@@ -5,7 +5,7 @@ in the factory). Which module holds what:
 
 * ``models.py``: the tables (endpoints, deliveries, attempts);
 * ``signing.py``: Standard Webhooks signatures and ``whsec_`` secrets;
-* ``secret_box.py``: secrets encrypted at rest under a key derived from SECRET_KEY;
+* ``secret_box.py``: secrets encrypted at rest under a key derived from WEBHOOK_SECRETS_KEY or SECRET_KEY;
 * ``events.py``: the message bodies, and the ``job_finished`` receiver that wakes the threads;
 * ``outbox.py``: turns the job store's events (its outbox) into deliveries, once per endpoint;
 * ``store.py``: the statements delivery runs (claim with a lease, record an attempt);
@@ -38,6 +38,9 @@ from webhooks.sender import SenderSettings, WebhookSender
 DEFAULT_CONFIG: dict[str, Any] = {
     # "host" or "host:port", comma-separated: destinations exempt from the address guard.
     "WEBHOOK_ALLOWED_HOSTS": "",
+    # The key endpoint secrets are encrypted under (at least 32 bytes); unset: derived from SECRET_KEY.
+    # Set it from the environment to keep it apart from the database and the instance folder.
+    "WEBHOOK_SECRETS_KEY": None,
     "WEBHOOK_CONNECT_TIMEOUT": 5.0,  # seconds to connect
     "WEBHOOK_READ_TIMEOUT": 15.0,  # seconds of silence while waiting for the answer
     "WEBHOOK_TOTAL_TIMEOUT": 30.0,  # seconds one attempt may take in all
@@ -78,7 +81,8 @@ class WebhookDispatcher:
             engine = db.engine
         app.extensions[EXTENSION_KEY] = DeliveryState(
             engine=engine,
-            box=SecretBox(config["SECRET_KEY"]),
+            box=SecretBox(config["WEBHOOK_SECRETS_KEY"] or config["SECRET_KEY"],
+                          key_name="WEBHOOK_SECRETS_KEY" if config["WEBHOOK_SECRETS_KEY"] else "SECRET_KEY"),
             sender_settings=SenderSettings(
                 connect_timeout=float(config["WEBHOOK_CONNECT_TIMEOUT"]),
                 read_timeout=float(config["WEBHOOK_READ_TIMEOUT"]),
