@@ -183,3 +183,42 @@ def test_saving_a_literal_internal_address_warns_at_once(hook_client) -> None:
     page = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "interne Adresse 169.254.169.254 (Link-Local)" in page and "WEBHOOK_ALLOWED_HOSTS" in page
+
+
+def test_admin_changes_to_an_endpoint_wait_for_the_write_lock_under_delivery_load(
+    make_app: Callable[..., Flask], server: ScriptedServer, tmp_path,
+) -> None:
+    """SQLite: a page that reads the endpoint and then writes must lock up front, or a delivery's commit in
+    between makes its write fail at once ("database is locked", a 503) instead of waiting its turn."""
+    import sqlite3
+    import threading
+    import time
+
+    server.route("/hook", Reply(200))
+    path = tmp_path / "shared.sqlite"
+    app = make_app(DATABASE_URL=f"sqlite:///{path}", **fast_webhooks(server, WEBHOOK_DELIVERY_AUTOSTART=False))
+    client = logged_in_client(app)
+    endpoint_id, _ = create_endpoint_via_page(client, f"{server.url}/hook")
+    stop = threading.Event()
+
+    def delivery_load() -> None:  # commits as often as busy delivery threads record attempts
+        connection = sqlite3.connect(path, timeout=10, isolation_level=None)
+        while not stop.is_set():
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("UPDATE webhook_endpoint SET created_at = created_at WHERE id = ?", (endpoint_id,))
+            connection.execute("COMMIT")
+            time.sleep(0.001)
+        connection.close()
+
+    load = threading.Thread(target=delivery_load)
+    load.start()
+    try:
+        codes = []
+        for turn in range(20):
+            response = client.post(f"/admin/webhooks/{endpoint_id}/enabled",
+                                   data={"enabled": str(turn % 2), "csrf_token": client.csrf_token})
+            codes.append(response.status_code)
+    finally:
+        stop.set()
+        load.join()
+    assert codes == [302] * 20, codes

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from models import db
+from models import begin_write, db
 from views.admin_guard import guard_admin_blueprint
 from webhooks import dispatcher
 from webhooks.endpoints import (
@@ -38,6 +38,13 @@ def _endpoint_or_404(endpoint_id: int) -> WebhookEndpoint:
     if endpoint is None:
         abort(404, description=f"Webhook-Endpunkt {endpoint_id} nicht gefunden")
     return endpoint
+
+
+def _endpoint_to_change(endpoint_id: int) -> WebhookEndpoint:
+    """The endpoint, read under the write lock: on SQLite a delivery's commit between our read and our
+    write would fail the write at once ("database is locked") instead of letting it wait its turn."""
+    begin_write()
+    return _endpoint_or_404(endpoint_id)
 
 
 def _form() -> EndpointForm:
@@ -113,7 +120,7 @@ def show(endpoint_id: int) -> Any:
 @bp.post("/<id:endpoint_id>")
 def update(endpoint_id: int) -> Any:
     """Change an endpoint's URL, events and switch."""
-    endpoint = _endpoint_or_404(endpoint_id)
+    endpoint = _endpoint_to_change(endpoint_id)
     form = _form()
     if form.errors:
         for error in form.errors:
@@ -128,7 +135,7 @@ def update(endpoint_id: int) -> Any:
 @bp.post("/<id:endpoint_id>/enabled")
 def switch(endpoint_id: int) -> Response:
     """Enable (``enabled=1``) or disable an endpoint."""
-    endpoint = _endpoint_or_404(endpoint_id)
+    endpoint = _endpoint_to_change(endpoint_id)
     set_enabled(endpoint, request.form.get("enabled") == "1")
     flash("Endpunkt aktiviert." if endpoint.enabled else "Endpunkt deaktiviert.", "info")
     return redirect(url_for("webhooks.show", endpoint_id=endpoint.id))
@@ -147,7 +154,7 @@ def test(endpoint_id: int) -> Response:
 @bp.post("/<id:endpoint_id>/secret")
 def secret(endpoint_id: int) -> Any:
     """Replace the endpoint's secret; the answer shows the new one, this once."""
-    endpoint = _endpoint_or_404(endpoint_id)
+    endpoint = _endpoint_to_change(endpoint_id)
     new_secret = renew_secret(dispatcher.state(), endpoint)
     flash("Neues Geheimnis erzeugt: das alte gilt ab sofort nicht mehr.", "info")
     return _render_endpoint(endpoint, new_secret=new_secret)
@@ -156,7 +163,7 @@ def secret(endpoint_id: int) -> Any:
 @bp.post("/<id:endpoint_id>/delete")
 def delete(endpoint_id: int) -> Response:
     """Delete an endpoint with its deliveries and attempts."""
-    endpoint = _endpoint_or_404(endpoint_id)
+    endpoint = _endpoint_to_change(endpoint_id)
     url = endpoint.url
     delete_endpoint(endpoint)
     flash(f"Endpunkt {url} gelöscht.", "info")
