@@ -29,7 +29,9 @@ def _tick_in_another_process(config: dict, at: datetime, barrier, answers) -> No
 
 
 def _tick_in_two_processes(config: dict, at: datetime) -> list[tuple[str, str]]:
-    context = multiprocessing.get_context("fork")
+    # Fresh interpreters, not forks of this multi-threaded test process: a fork copies any lock another
+    # thread holds at that moment (stderr's, say), and the child then hangs on its first log line.
+    context = multiprocessing.get_context("spawn")
     barrier, answers = context.Barrier(2), context.Queue()
     processes = [context.Process(target=_tick_in_another_process, args=(config, at, barrier, answers))
                  for _ in range(2)]
