@@ -179,3 +179,19 @@ def test_a_next_page_link_that_is_no_web_link_ends_the_run_as_partial(make_app, 
     assert "Katalog endet auf Seite 1 von 2: Lauf unvollständig, es wird nichts deaktiviert" in messages
     with app.app_context():
         assert db.session.scalars(sa.select(ScrapeRun)).one().complete is False
+
+
+def test_a_nul_in_a_catalogue_link_or_name_is_stored_without_it(make_app, server: ScriptedServer,
+                                                               database_url: str) -> None:
+    """PostgreSQL refuses NUL in text: once a NUL in a link jammed the Example scraper until restart."""
+    body = catalogue_with_links({"ex-nul": "https://shop.example/a\x00b", "ex-\x00id": "https://nul.example/"})
+    body = body.replace(b"Shop ex-nul", b"Shop mit\x00NUL")
+    app = catalogue_app(make_app, server, body, DATABASE_URL=database_url)
+    snapshot = run_example(app)
+    assert snapshot["status"] == "completed", snapshot["error"]
+    with app.app_context():
+        shops = {shop.external_id: shop for shop in db.session.scalars(
+            sa.select(Shop).join(Programme).where(Programme.slug == "example"))}
+    assert set(shops) == {"ex-nul", "ex-id"}
+    stored = [shops["ex-nul"].name, shops["ex-nul"].detail_url or "", *shops["ex-nul"].domains]
+    assert stored[0] == "Shop mitNUL" and not any("\x00" in text for text in stored)
