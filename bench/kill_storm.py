@@ -58,7 +58,6 @@ from job_queue import JobStatus  # noqa: E402
 
 LEASE_SECONDS = 5.0
 OUTAGE_STARTS_AFTER = 6.0  # seconds into the run: jobs are finishing when the database goes
-FINAL = ("completed", "failed", "cancelled")
 
 _OUTCOME_TRIGGER = {
     "postgresql": [
@@ -66,12 +65,13 @@ _OUTCOME_TRIGGER = {
         "CREATE FUNCTION log_outcome() RETURNS trigger AS $$ BEGIN "
         "INSERT INTO outcome_log VALUES (NEW.id, NEW.status); RETURN NEW; END $$ LANGUAGE plpgsql",
         "CREATE TRIGGER job_outcome AFTER UPDATE OF status ON job FOR EACH ROW "
-        f"WHEN (NEW.status IN {FINAL} AND OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION log_outcome()",
+        "WHEN (NEW.status IN ('completed', 'failed', 'cancelled') AND OLD.status IS DISTINCT FROM NEW.status) "
+        "EXECUTE FUNCTION log_outcome()",
     ],
     "sqlite": [
         "CREATE TABLE outcome_log (job_id TEXT NOT NULL, status TEXT NOT NULL)",
-        f"CREATE TRIGGER job_outcome AFTER UPDATE OF status ON job WHEN NEW.status IN {FINAL} "
-        "AND OLD.status <> NEW.status BEGIN INSERT INTO outcome_log VALUES (NEW.id, NEW.status); END",
+        "CREATE TRIGGER job_outcome AFTER UPDATE OF status ON job WHEN NEW.status IN ('completed', 'failed', "
+        "'cancelled') AND OLD.status <> NEW.status BEGIN INSERT INTO outcome_log VALUES (NEW.id, NEW.status); END",
     ],
 }
 
