@@ -69,7 +69,9 @@ def _submit_in_another_process(config: dict, barrier, answers) -> None:
 def test_two_processes_enqueueing_the_same_scraper_at_once_get_one_job(control_app: Flask, database_url: str,
                                                                       tmp_path: Path) -> None:
     config = base_config(tmp_path, DATABASE_URL=database_url)
-    context = multiprocessing.get_context("fork")
+    # Fresh interpreters, not forks: this test process runs threads (delivery threads woken by the cancels
+    # below), and a fork copies any lock one of them holds at that moment; the child then hangs on it.
+    context = multiprocessing.get_context("spawn")
     for _ in range(5):  # several rounds: the race is real every time
         with control_app.app_context():
             for job in job_queue.get_all_jobs():

@@ -54,7 +54,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "WEBHOOK_DELIVERY_THREADS": 8,
     "WEBHOOK_ENDPOINT_CONCURRENCY": 1,
     "WEBHOOK_POLL_INTERVAL": 60.0,  # seconds an idle delivery thread waits before looking itself
-    "WEBHOOK_DELIVERY_AUTOSTART": True,  # start the threads when this process records a delivery
+    "WEBHOOK_DELIVERY_AUTOSTART": True,  # start the threads when serving, and when a job of this process ends
 }
 
 
