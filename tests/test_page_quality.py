@@ -118,6 +118,8 @@ def test_every_page_fits_the_screen_and_has_no_serious_accessibility_problem(
     page.get_by_label("URL").fill("https://empfaenger.example.org/hooks/bonusvergleich")
     page.locator('input[name="events"]').first.check()
     page.get_by_role("button", name="Hinzufügen").click()
+    page.locator(".secret-once").wait_for()  # the answer page, styled: not the form page still unloading
+    page.wait_for_load_state("load")
     _check_page(page, "webhooks", size, problems)
     page.get_by_role("link", name="Zum neuen Endpunkt").click()
     page.locator("#endpoint-url").wait_for()

@@ -221,3 +221,26 @@ def test_a_queued_job_cancelled_gets_its_webhook_at_once_not_at_the_next_poll(
         assert job_queue.cancel(job_id) is JobStatus.QUEUED
     [post] = server.wait_for_posts(1, timeout=10)  # far less than the 60 s poll
     assert json.loads(post.body)["type"] == "job.cancelled" and json.loads(post.body)["data"]["id"] == job_id
+
+
+def test_an_endpoint_gets_no_event_of_a_job_that_ended_before_it_existed(
+    make_app: Callable[..., Flask], database_url: str, server: ScriptedServer,
+) -> None:
+    """Events wait in the outbox until a delivery thread looks (an outage, no thread running yet): an
+    endpoint added meanwhile must not be sent the news of jobs that ended before it was there."""
+    server.route("/old", Reply(200))
+    server.route("/new", Reply(200))
+    app = make_app(DATABASE_URL=database_url, **fast_webhooks(server, WEBHOOK_DELIVERY_AUTOSTART=False))
+    client = logged_in_client(app)
+    create_endpoint_via_page(client, f"{server.url}/old")
+    with app.app_context():
+        before = job_queue.enqueue(lambda job: "vorher")
+        job_queue.run_pending()
+    time.sleep(0.01)  # the new endpoint is created strictly after that job's end
+    create_endpoint_via_page(client, f"{server.url}/new")
+    with app.app_context():
+        after = job_queue.enqueue(lambda job: "nachher")
+        job_queue.run_pending()
+    assert dispatcher.run_due(app) == 3  # before -> /old; after -> /old and /new
+    received = sorted((post.path, json.loads(post.body)["data"]["id"]) for post in server.posts)
+    assert received == sorted([("/old", before), ("/old", after), ("/new", after)])

@@ -52,8 +52,10 @@ def consume_events(outbox: Optional[JobEventOutbox], engine: Engine, busy: threa
             owed = []
             for event in events:
                 name = EVENT_FOR_STATUS.get(event.status.value)
-                targets = tuple(endpoint_id for endpoint_id, chosen in subscribed
-                                if name is not None and name in chosen.split(","))
+                # Only endpoints that existed when the job ended: an event may wait here a while.
+                targets = tuple(endpoint_id for endpoint_id, chosen, created_at in subscribed
+                                if name is not None and name in chosen.split(",")
+                                and created_at <= event.occurred_at)
                 if not targets:
                     continue
                 job = outbox.job(event.job_id)

@@ -76,11 +76,12 @@ def _reading(engine: Engine) -> Iterator[Connection]:
         conn.rollback()
 
 
-def subscriptions(engine: Engine) -> list[tuple[int, str]]:
-    """Every enabled endpoint's id and events (comma-separated)."""
+def subscriptions(engine: Engine) -> list[tuple[int, str, datetime]]:
+    """Every enabled endpoint's id, events (comma-separated) and creation time (naive UTC)."""
     with _reading(engine) as conn:
-        rows = conn.execute(sa.select(_endpoints.c.id, _endpoints.c.events).where(_endpoints.c.enabled))
-        return [(endpoint_id, events) for endpoint_id, events in rows]
+        rows = conn.execute(sa.select(_endpoints.c.id, _endpoints.c.events, _endpoints.c.created_at)
+                            .where(_endpoints.c.enabled))
+        return [(endpoint_id, events, created_at) for endpoint_id, events, created_at in rows]
 
 
 @dataclass(frozen=True)
