@@ -225,7 +225,3 @@ def by_value(comparison: ShopComparison) -> tuple:
     value = comparison.best_value
     return (value is None, -(value or 0.0), *by_name(comparison))
 
-
-def matches_query(comparison: ShopComparison, query: str) -> bool:
-    wanted = normalise_name(query)
-    return any(wanted in normalise_name(offer.shop.name) for offer in comparison.offers)

@@ -31,7 +31,8 @@ from sqlalchemy.orm import selectinload
 from flask import current_app
 
 from models import Programme, Rate, Shop, db
-from views.comparison import ShopComparison, by_name, by_value, compare_group, group_shops, matches_query
+from views.comparison import ShopComparison, by_name, by_value, compare_group, group_shops
+from views.search import PREFIX, match_rank
 
 PAGE_SIZE = 50
 RANKING_SECONDS = 60.0
@@ -136,16 +137,27 @@ def _ranking(programmes: Sequence[Programme], euro_per_unit: Mapping[str, Option
     return ranked
 
 
+def _matching(ranked: list[ShopComparison], query: str) -> list[ShopComparison]:
+    """The merchants whose name (in any programme) matches ``query``: exact and prefix matches first,
+    then the others, each part in the page's order (``views/search.py``)."""
+    scored = []
+    for comparison in ranked:
+        ranks = [rank for offer in comparison.offers if (rank := match_rank(offer.shop.name, query)) is not None]
+        if ranks:
+            scored.append((min(ranks) > PREFIX, comparison))
+    return [comparison for _, comparison in sorted(scored, key=lambda pair: pair[0])]  # stable: the order stays
+
+
 def comparison_page(programmes: Sequence[Programme], euro_per_unit: Mapping[str, Optional[float]],
                     now: datetime, *, query: str = "", programme: str = "", sort: str = "value",
                     number: int = 1) -> Optional[ComparisonPage]:
     """Rank the merchants matching the filters and build page ``number`` (None: no such page)."""
     ranked = _ranking(programmes, euro_per_unit, now)
-    if query:
-        ranked = [comparison for comparison in ranked if matches_query(comparison, query)]
     if programme:
         ranked = [comparison for comparison in ranked if programme in comparison.programme_slugs]
     ranked = sorted(ranked, key=SORTS.get(sort, by_value))  # a new list: the kept ranking stays as it is
+    if query:
+        ranked = _matching(ranked, query)
     count = max(1, math.ceil(len(ranked) / PAGE_SIZE))
     if not 1 <= number <= count:
         return None
