@@ -119,22 +119,32 @@ class _RankingCache:
         self.key: Optional[tuple] = None
         self.built_at = 0.0
         self.ranked: list[ShopComparison] = []
+        self.merchant_of: dict[int, ShopComparison] = {}  # shop id -> its merchant's comparison
 
 
 def _ranking(programmes: Sequence[Programme], euro_per_unit: Mapping[str, Optional[float]],
-             now: datetime) -> list[ShopComparison]:
+             now: datetime) -> _RankingCache:
     """Every merchant compared, from this process's kept ranking when the data has not changed."""
     cache = current_app.extensions.setdefault(_CACHE_KEY, _RankingCache())
     key = (_data_version(), tuple(sorted(euro_per_unit.items())),
            tuple((p.id, p.slug, p.name, p.unit_name, p.is_sample) for p in programmes))
     with cache.lock:
         if cache.key == key and time.monotonic() - cache.built_at < RANKING_SECONDS:
-            return cache.ranked
+            return cache
     rows = [ProgrammeRow(p.id, p.slug, p.name, p.unit_name, p.is_sample) for p in programmes]
     ranked = [compare_group(group, euro_per_unit, now) for group in group_shops(_shop_rows(rows, now))]
+    merchant_of = {offer.shop.id: comparison for comparison in ranked for offer in comparison.offers}
     with cache.lock:
-        cache.key, cache.built_at, cache.ranked = key, time.monotonic(), ranked
-    return ranked
+        cache.key, cache.built_at, cache.ranked, cache.merchant_of = key, time.monotonic(), ranked, merchant_of
+    return cache
+
+
+def merchant_shop_ids(programmes: Sequence[Programme], euro_per_unit: Mapping[str, Optional[float]],
+                      now: datetime, shop_id: int) -> Optional[list[int]]:
+    """The ids of the shops that are one merchant with ``shop_id`` (itself included), from the kept
+    ranking: a shop page loads those, not the whole catalogue. None for a shop not ranked (inactive)."""
+    comparison = _ranking(programmes, euro_per_unit, now).merchant_of.get(shop_id)
+    return [offer.shop.id for offer in comparison.offers] if comparison is not None else None
 
 
 def _matching(ranked: list[ShopComparison], query: str) -> list[ShopComparison]:
@@ -152,7 +162,7 @@ def comparison_page(programmes: Sequence[Programme], euro_per_unit: Mapping[str,
                     now: datetime, *, query: str = "", programme: str = "", sort: str = "value",
                     number: int = 1) -> Optional[ComparisonPage]:
     """Rank the merchants matching the filters and build page ``number`` (None: no such page)."""
-    ranked = _ranking(programmes, euro_per_unit, now)
+    ranked = _ranking(programmes, euro_per_unit, now).ranked
     if programme:
         ranked = [comparison for comparison in ranked if programme in comparison.programme_slugs]
     ranked = sorted(ranked, key=SORTS.get(sort, by_value))  # a new list: the kept ranking stays as it is

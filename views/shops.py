@@ -13,7 +13,7 @@ from models import Programme, Shop, db, utcnow
 from scrapers.german_text import count_of, number_de
 from views.charts import history_chart
 from views.comparison import compare_shops
-from views.shop_ranking import SORTS, comparison_page
+from views.shop_ranking import SORTS, comparison_page, merchant_shop_ids
 from views.timezone import local_time
 
 bp = Blueprint("shops", __name__)
@@ -78,7 +78,13 @@ def shop(shop_id: int) -> str:
     if wanted is None:
         abort(404)
     now, values = utcnow(), euro_values()
-    shops = _active_shops() if wanted.active else _active_shops() + [wanted]
+    programmes = db.session.scalars(sa.select(Programme).order_by(Programme.id)).all()
+    merchant = merchant_shop_ids(programmes, values, now, shop_id) if wanted.active else None
+    if merchant is not None:  # the merchant's shops from the kept ranking: this page loads only those
+        shops = db.session.scalars(sa.select(Shop).where(Shop.id.in_(merchant))
+                                   .options(selectinload(Shop.rates), selectinload(Shop.programme))).all()
+    else:  # an inactive shop: grouped with the active ones as it would have been
+        shops = _active_shops() + [wanted]
     comparison = next(
         c for c in compare_shops(shops, values, now) if any(o.shop.id == shop_id for o in c.offers)
     )
