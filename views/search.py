@@ -23,13 +23,18 @@ _VOWEL_PAIRS = re.compile(r"([aou])e")
 _WORD = re.compile(r"[a-z0-9]+")
 
 
-@functools.lru_cache(maxsize=250_000)  # every search folds every shop name: fold each name once
 def loose(text: str) -> str:
     """``text`` folded for matching, words kept apart by single spaces: ``"Parfüm-Welt"`` → ``"parfum welt"``."""
     folded = text.casefold().replace("ß", "ss")
     folded = "".join(char for char in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(char))
     folded = _VOWEL_PAIRS.sub(r"\1", folded)  # "parfuem" and "Parfüm" both end up "parfum"
     return " ".join(_WORD.findall(folded))
+
+
+@functools.lru_cache(maxsize=250_000)  # every search folds every shop name: fold each name once
+def _folded_name(name: str) -> tuple[str, tuple[str, ...]]:
+    words = tuple(loose(name).split())
+    return "".join(words), words
 
 
 def _one_edit_apart(a: str, b: str) -> bool:
@@ -44,7 +49,7 @@ def _one_edit_apart(a: str, b: str) -> bool:
     return a[i + 1:] == b[i + 1:] if len(a) == len(b) else a[i:] == b[i + 1:]
 
 
-def _word_matches(word: str, name_words: list[str]) -> bool:
+def _word_matches(word: str, name_words: tuple[str, ...]) -> bool:
     """A query word in the name as typed (part of a word), or, when long enough, with one typo."""
     if any(word in name_word for name_word in name_words):
         return True
@@ -56,17 +61,25 @@ def _word_matches(word: str, name_words: list[str]) -> bool:
                for candidate in {name_word, *(name_word[:size] for size in range(len(word) - 1, len(word) + 2))})
 
 
+class Query:
+    """A shopper's query, folded once, to rank many names against."""
+
+    def __init__(self, text: str) -> None:
+        self.words = loose(text).split()
+        self.key = "".join(self.words)
+
+    def rank(self, name: str) -> Optional[int]:
+        """How well ``name`` matches: EXACT, PREFIX, PART or TYPO (lower is better); None: no match."""
+        joined, words = _folded_name(name)
+        if not self.key or self.key == joined:
+            return EXACT
+        if self.key in joined:
+            return PREFIX if joined.startswith(self.key) else PART
+        if all(_word_matches(word, words) for word in self.words):
+            return TYPO
+        return None
+
+
 def match_rank(name: str, query: str) -> Optional[int]:
-    """How well ``name`` matches ``query``: EXACT, PREFIX, PART or TYPO (lower is better); None: no match."""
-    wanted, have = loose(query).replace(" ", ""), loose(name)
-    joined = have.replace(" ", "")
-    if wanted == joined or not wanted:
-        return EXACT
-    if joined.startswith(wanted):
-        return PREFIX
-    if wanted in joined:
-        return PART
-    name_words = have.split()
-    if all(_word_matches(word, name_words) for word in loose(query).split()):
-        return TYPO
-    return None
+    """How well ``name`` matches ``query`` (see ``Query.rank``)."""
+    return Query(query).rank(name)

@@ -32,7 +32,7 @@ from flask import current_app
 
 from models import Programme, Rate, Shop, db
 from views.comparison import ShopComparison, by_name, by_value, compare_group, group_shops
-from views.search import PREFIX, match_rank
+from views.search import PREFIX, Query
 
 PAGE_SIZE = 50
 RANKING_SECONDS = 60.0
@@ -150,12 +150,13 @@ def merchant_shop_ids(programmes: Sequence[Programme], euro_per_unit: Mapping[st
 def _matching(ranked: list[ShopComparison], query: str) -> list[ShopComparison]:
     """The merchants whose name (in any programme) matches ``query``: exact and prefix matches first,
     then the others, each part in the page's order (``views/search.py``)."""
-    scored = []
+    wanted = Query(query)
+    close, loose_matches = [], []
     for comparison in ranked:
-        ranks = [rank for offer in comparison.offers if (rank := match_rank(offer.shop.name, query)) is not None]
+        ranks = [rank for offer in comparison.offers if (rank := wanted.rank(offer.shop.name)) is not None]
         if ranks:
-            scored.append((min(ranks) > PREFIX, comparison))
-    return [comparison for _, comparison in sorted(scored, key=lambda pair: pair[0])]  # stable: the order stays
+            (close if min(ranks) <= PREFIX else loose_matches).append(comparison)
+    return close + loose_matches
 
 
 def comparison_page(programmes: Sequence[Programme], euro_per_unit: Mapping[str, Optional[float]],
