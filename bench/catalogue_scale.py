@@ -8,7 +8,7 @@ Miles & More, pairwise one merchant by a shared domain) straight through
 (``/``), then prints the median server time through the test client of ``/``,
 a middle page, a search, a search with a typo and ``/shop/<id>``.
 
-Not yet what issue 25 asks of this bench (catalogues through the real scraper
+Not yet all a scale bench should be (catalogues through the real scraper
 from a loopback source, PostgreSQL, store times): a first step that puts the
 page costs side by side.
 """
