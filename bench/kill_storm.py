@@ -120,6 +120,7 @@ def storm(label: str, url: str, args: argparse.Namespace, folder: Path) -> dict:
                    PYTHONPATH=os.pathsep.join([str(BENCH), str(REPO)]))
         command = [sys.executable, "-m", "flask", "--app", "app", "worker"]
         group = ProcessGroup(folder / label)
+        stack.callback(group.stop)  # also when the run fails: no worker outlives the bench
         with app.app_context():
             ids = [queue.enqueue(counted, args=(str(log_path),)) for _ in range(args.jobs)]
             store = queue._state().store
@@ -146,7 +147,6 @@ def storm(label: str, url: str, args: argparse.Namespace, folder: Path) -> dict:
             took = time.monotonic() - started
             time.sleep(2 * LEASE_SECONDS)  # a job whose outcome would be recorded twice has done so by now
             statuses = {job_id: queue.get_job(job_id).status for job_id in ids}
-        group.stop()
     return {"label": label, "took": took, "kills": kills, "restarts": restarts, **_count(log_path, ids, statuses, _outcomes(url))}
 
 
