@@ -117,6 +117,7 @@ class JobStore(LeasedWrites, StoreMaintenance):
         statement = self._statements["forget_event"]
         with self._transaction() as cursor:
             cursor.executemany(statement.text, [statement.params({"event_id": event_id}) for event_id in event_ids])
+        self.checkpoint_due = not self.is_postgresql  # the workers' housekeeper folds the log back when idle
 
     # -- reads ----------------------------------------------------------------
 

@@ -68,6 +68,7 @@ class StoreBase:
         self._connections = Connections(engine)
         self._transaction = self._connections.transaction
         self.is_postgresql = self._connections.is_postgresql
+        self.checkpoint_due = False  # SQLite: written outside a job since the log was last folded back
 
     @functools.cached_property
     def _statements(self) -> dict[str, CompiledStatement]:

@@ -186,9 +186,10 @@ class Worker:
             if now >= next_schedule:
                 next_schedule = now + schedule_every
                 _run_schedules(state)
-            if self.finished_since_checkpoint and not state.running:
-                # Idle now: fold SQLite's write-ahead log into the database file and cut it back.
-                self.finished_since_checkpoint = False
+            if (self.finished_since_checkpoint or state.store.checkpoint_due) and not state.running:
+                # Idle now: fold SQLite's write-ahead log into the database file and cut it back
+                # (also after a consumer removed job events: those writes come after the jobs').
+                self.finished_since_checkpoint = state.store.checkpoint_due = False
                 try:
                     state.store.checkpoint()
                 except Exception as error:
