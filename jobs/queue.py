@@ -45,6 +45,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "JOBS_LEASE_SECONDS": 30.0,  # a worker silent this long is presumed dead
     "JOBS_FLUSH_INTERVAL": 0.2,  # progress and messages reach the database this often
     "JOBS_POLL_INTERVAL": 1.0,  # idle workers look at the database this often (no NOTIFY)
+    "JOBS_SQLITE_WATCH_INTERVAL": 0.02,  # SQLite: how often a process asks whether another queued a job
     "JOBS_MAX_ATTEMPTS": 3,  # runs of a job whose worker keeps dying
     "JOBS_DURABLE_COMMIT": False,  # PostgreSQL: wait for the disk on every job write
     "JOBS_CREATE_TABLES": True,  # create missing job tables in init_app (off where migrations own the schema)

@@ -23,7 +23,7 @@ from jobs.execution import enforce_time_limits, execute, give_back_running
 from jobs.identity import owner_name
 from jobs.outcome import Shutdown, announce_finished, write_progress
 from jobs.schema import JobRecord
-from jobs.sql import NOTIFY_CHANNEL
+from jobs.wakeups import listen_postgresql, watch_sqlite
 from jobs.state import QueueState
 from jobs.supervisor import fork_server, warm_up
 
@@ -82,8 +82,11 @@ class Worker:
                 self.workers.append(_thread(f"job-worker-{index}", self._work, owner))
             if self.housekeeper is None or not self.housekeeper.is_alive():
                 self.housekeeper = _thread("job-housekeeper", self._housekeep)
-            if self.state.store.is_postgresql and (self.listener is None or not self.listener.is_alive()):
-                self.listener = _thread("job-listener", self._listen)
+            if self.listener is None or not self.listener.is_alive():
+                if self.state.store.is_postgresql:
+                    self.listener = _thread("job-listener", self._listen)
+                elif self.state.store.engine.url.database not in (None, "", ":memory:"):
+                    self.listener = _thread("job-watcher", self._watch_sqlite)
 
     def stop(self, timeout: Optional[float]) -> bool:
         """Ask every thread to stop after its running job; return whether all have exited in time."""
@@ -211,28 +214,24 @@ class Worker:
                 announce_finished(self.state, record)
         return counts
 
-    def _listen(self) -> None:
-        """Wake this process's workers on PostgreSQL NOTIFY from any process."""
-        import psycopg
+    def _watch_sqlite(self) -> None:
+        """Wake this process's workers when another process queued a job (``jobs/wakeups.py``)."""
+        watch_sqlite(self.state.store.engine.url.database, float(self.state.config("JOBS_SQLITE_WATCH_INTERVAL")),
+                     self._stopping_after, self.wake)
 
-        url = self.state.store.engine.url.set(drivername="postgresql")
-        while True:
-            try:
-                with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
-                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    self.state.outage.recovered()
-                    while True:
-                        with self.condition:
-                            if self.stopping:
-                                return
-                        for _ in conn.notifies(timeout=1.0, stop_after=1):
-                            self.wake()
-            except psycopg.Error as error:  # an outage is one line when it starts and one when it ends
-                _report(self.state, error, "job listener (reconnecting)")
-                with self.condition:
-                    if self.stopping:
-                        return
-                    self.condition.wait(self.state.config("JOBS_POLL_INTERVAL"))
+    def _stopping_after(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` (or a wake-up) unless stopping; whether this process's workers are stopping."""
+        with self.condition:
+            if not self.stopping and seconds > 0:
+                self.condition.wait(seconds)
+            return self.stopping
+
+    def _listen(self) -> None:
+        """Wake this process's workers on PostgreSQL NOTIFY from any process (``jobs/wakeups.py``)."""
+        url = self.state.store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        listen_postgresql(url, self._stopping_after, self.wake, self.state.outage.recovered,
+                          lambda error: _report(self.state, error, "job listener (reconnecting)"),
+                          float(self.state.config("JOBS_POLL_INTERVAL")))
 
 
 def _report(state: QueueState, error: Exception, what: str) -> None:

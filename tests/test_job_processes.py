@@ -230,3 +230,20 @@ def _up(base: str) -> bool:
         return requests.get(f"{base}/", timeout=1).status_code == 200
     except requests.RequestException:
         return False
+
+
+def test_a_separate_worker_on_sqlite_wakes_for_a_new_job_without_waiting_for_its_poll(
+        make_app, workers, tmp_path: Path) -> None:
+    """No NOTIFY on SQLite: the worker watches the database's change counter, so a click on "Run" does not
+    sit in "queued" until the next poll (here 60 s, far longer than the wait below)."""
+    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    app = enqueuing_app(make_app, url)
+    with app.app_context():
+        create_run_log(db.engine)
+    workers.start(url, JOBS_POLL_INTERVAL=60)
+    time.sleep(3.0)  # the worker is up, has looked once and now waits
+    with app.app_context():
+        for _ in range(3):
+            job_id = job_queue.enqueue(record_run)
+            assert wait_until(lambda: job_queue.get_job(job_id).status is JobStatus.COMPLETED, 15), \
+                workers.output()[-2000:]
