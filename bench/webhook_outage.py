@@ -57,6 +57,7 @@ from app import create_app  # noqa: E402
 from job_queue import job_queue  # noqa: E402
 from jobs.schema import job_event_table, job_table  # noqa: E402
 from processes import ProcessGroup  # noqa: E402
+from queue_throughput import fresh_database  # noqa: E402
 from tcp_proxy import TcpProxy  # noqa: E402
 from webhook_helpers import StallingReceiver  # noqa: E402
 from webhooks import dispatcher  # noqa: E402
@@ -104,14 +105,6 @@ class Receiver:
         self.httpd.server_close()
 
 
-def _reset(url: str) -> None:
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-        conn.execute(sa.text("CREATE SCHEMA public"))
-    engine.dispose()
-
-
 def _console(url: str, instance: str, **config: Any):
     """An app that only watches (no job threads, no delivery threads unless started)."""
     return create_app({"TESTING": True, "SECRET_KEY": SECRET_KEY, "DATABASE_URL": url, "JOBS_AUTOSTART": False,
@@ -138,7 +131,7 @@ def _percentiles(values: list[float]) -> str:
 
 def outage_and_restart(url: str, jobs: int, seconds: float, outage: float) -> bool:
     """Part 1; returns whether every job's webhook was delivered exactly once."""
-    _reset(url)
+    fresh_database(url)
     receiver = Receiver(fail_every=5)
     group = ProcessGroup()
     port = urlsplit(url).port or 5432
@@ -227,7 +220,7 @@ def outage_and_restart(url: str, jobs: int, seconds: float, outage: float) -> bo
 
 def stalled_endpoints(url: str, jobs: int = 20) -> float:
     """Part 2; returns the latest healthy delivery's delay in seconds."""
-    _reset(url)
+    fresh_database(url)
     receiver = Receiver()
     with tempfile.TemporaryDirectory() as scratch, StallingReceiver() as a, StallingReceiver() as b, \
             StallingReceiver() as c:

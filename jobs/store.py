@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
-from typing import Any, Optional
+from typing import Optional
 
 from jobs.leases import LeasedWrites
 from jobs.maintenance import StoreMaintenance
 from jobs.schema import RECORD_COLUMNS, JobEvent, JobRecord, Message
 from jobs.sql import NOTIFY_CHANNEL
 from jobs.status import JobStatus
-from jobs.store_base import QUEUED, daily_from_row, message_from_row, record_from_row, run_from_row
+from jobs.store_base import (QUEUED, daily_from_row, message_from_row, record_from_row, run_from_row,
+                              stored_datetime)
 
 NO_LIMIT = 2**62  # a LIMIT bigger than any table: "all rows"
 INSERT_ATTEMPTS = 5
@@ -29,10 +30,6 @@ def _unique_violations() -> tuple[type[Exception], ...]:
 
 
 UNIQUE_VIOLATIONS = _unique_violations()
-
-
-def _moment(value: Any) -> datetime:
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def _with_messages(records: list[JobRecord], messages: list[tuple]) -> list[JobRecord]:
@@ -107,7 +104,7 @@ class JobStore(LeasedWrites, StoreMaintenance):
         """The oldest job events no consumer has removed yet."""
         with self._transaction(write=False, single=True) as cursor:
             rows = self._run(cursor, "pending_events", limit=limit).fetchall()
-        return [JobEvent(event_id, job_id, JobStatus(status), _moment(occurred_at))
+        return [JobEvent(event_id, job_id, JobStatus(status), stored_datetime(occurred_at))
                 for event_id, job_id, status, occurred_at in rows]
 
     def forget_events(self, event_ids: list[int]) -> None:

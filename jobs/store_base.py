@@ -38,14 +38,15 @@ def record_from_row(row: Any) -> JobRecord:
     return JobRecord(result=json.loads(result_json) if result_json else None, **data)
 
 
-def _datetime(value: Any) -> Optional[datetime]:
+def stored_datetime(value: Any) -> Optional[datetime]:
+    """A time as the database returned it: SQLite gives text, PostgreSQL a datetime."""
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def run_from_row(row: Any) -> tuple:
     """(name, status, started_at, completed_at, result) of a finished run."""
     name, status, started, completed, result_json = row
-    return (name, JobStatus(status), _datetime(started), _datetime(completed),
+    return (name, JobStatus(status), stored_datetime(started), stored_datetime(completed),
             json.loads(result_json) if result_json else None)
 
 
@@ -53,7 +54,7 @@ def daily_from_row(row: Any) -> tuple:
     """(day, name, completed, failed, cancelled, durations, totals, last_success_at) of a folded day."""
     day, name, completed, failed, cancelled, durations_json, totals_json, last_success = row
     return (date.fromisoformat(day) if isinstance(day, str) else day, name, completed, failed, cancelled,
-            json.loads(durations_json), json.loads(totals_json), _datetime(last_success))
+            json.loads(durations_json), json.loads(totals_json), stored_datetime(last_success))
 
 
 def message_from_row(timestamp: Any, text: str) -> Message:

@@ -18,10 +18,11 @@ from typing import Callable
 
 from database import SQLITE_BUSY_TIMEOUT_SECONDS
 from jobs.sql import NOTIFY_CHANNEL
+from jobs.status import JobStatus
 
 log = logging.getLogger(__name__)
 
-_ANY_QUEUED = "SELECT EXISTS (SELECT 1 FROM job WHERE status = 'queued')"
+_ANY_QUEUED = "SELECT EXISTS (SELECT 1 FROM job WHERE status = ?)"
 
 
 def watch_sqlite(path: str, interval: float, stopping_after: Callable[[float], bool],
@@ -36,7 +37,7 @@ def watch_sqlite(path: str, interval: float, stopping_after: Callable[[float], b
                 version = connection.execute("PRAGMA data_version").fetchone()[0]
                 if version != seen:
                     seen = version
-                    if connection.execute(_ANY_QUEUED).fetchone()[0]:
+                    if connection.execute(_ANY_QUEUED, (JobStatus.QUEUED.value,)).fetchone()[0]:
                         wake()
             except sqlite3.Error as error:  # locked or away for a moment: the workers' poll still runs
                 log.debug("job watcher: %s", error)

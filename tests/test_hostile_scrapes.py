@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from typing import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -15,18 +13,10 @@ from job_queue import JobStatus, job_queue
 from models import RUN_FAILED, Programme, ScrapeRun, Shop, db
 from scrapers.payback import scrape_payback
 from scripted_server import Reply, ScriptedServer
+from test_job_processes import wait_until
 
 JSON = {"Accept": "application/json", "Authorization": f"Bearer {API_TOKEN}"}
 NUL_CATALOGUE = b'{"totalResultSize":1,"digitalShopListItem":[{"partner":{"partnerShortName":"evil\\u0000id"}}]}'
-
-
-def _wait(predicate: Callable[[], bool], timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def test_a_nul_in_a_catalogue_fails_the_scrape_naming_the_value_and_the_next_run_starts(
@@ -40,7 +30,7 @@ def test_a_nul_in_a_catalogue_fails_the_scrape_naming_the_value_and_the_next_run
         job_queue.start()
     first = client.post("/admin/run_payback", headers=JSON).json["job_id"]
     with app.app_context():
-        assert _wait(lambda: job_queue.get_job(first).status.is_final), job_queue.get_job(first).to_dict()
+        assert wait_until(lambda: job_queue.get_job(first).status.is_final, 30), job_queue.get_job(first).to_dict()
         job = job_queue.get_job(first)
         run = db.session.scalar(db.select(ScrapeRun).where(ScrapeRun.job_id == first))
     assert job.status is JobStatus.FAILED, job.to_dict()

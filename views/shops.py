@@ -13,13 +13,13 @@ from models import Programme, Shop, db, utcnow
 from scrapers.german_text import count_of, number_de
 from views.charts import history_chart
 from views.comparison import compare_shops
+from views.ids import MAX_ROW_ID
 from views.shop_ranking import SORTS, comparison_page, merchant_shop_ids
 from views.timezone import local_time
 
 bp = Blueprint("shops", __name__)
 
 MAX_QUERY_LENGTH = 100
-MAX_SHOP_ID = 2**31 - 1  # the id column's range on PostgreSQL
 
 
 def euro_values() -> dict[str, Optional[float]]:
@@ -72,8 +72,8 @@ def index() -> str:
 @bp.get("/shop/<int:shop_id>")  # out of range: a 400 naming the range, below
 def shop(shop_id: int) -> str:
     """Show one merchant across programmes with the rate history chart."""
-    if not 1 <= shop_id <= MAX_SHOP_ID:
-        abort(400, description=f"Die Shop-Nummer muss von 1 bis {MAX_SHOP_ID} reichen.")
+    if not 1 <= shop_id <= MAX_ROW_ID:
+        abort(400, description=f"Die Shop-Nummer muss von 1 bis {MAX_ROW_ID} reichen.")
     wanted = db.session.get(Shop, shop_id)
     if wanted is None:
         abort(404)
